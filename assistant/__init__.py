@@ -1,0 +1,1 @@
+"""Docent's assistant: the language model client, prompts, answers with citations, summaries."""

@@ -1,0 +1,208 @@
+"""Question in, grounded answer out: rewrite -> retrieve -> fit -> generate (streamed) -> validate.
+
+Timings (milliseconds, from the moment the question arrives): ``retrieval_ms`` the search
+alone; ``ttft_ms`` until the first answer text is handed to the caller (what the user waits
+for; in JSON mode that is the first complete sentence); ``total_ms`` until the final answer.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Iterator, Sequence
+from typing import TYPE_CHECKING
+
+from assistant.answer_models import Answer, AnswerEvent
+from assistant.citations import StreamingMarkFilter
+from assistant.conversation import History, standalone_query
+from assistant.extractive import extractive_answer
+from assistant.grounding import StructuredStream, ground, refused, render_structured
+from assistant.prompts import answer_messages, answer_schema, passage_block
+from assistant.support import SupportChecker
+from retrieval.models import Passage
+from retrieval.settings import Settings
+
+if TYPE_CHECKING:
+    from assistant.llm_client import LLMClient
+
+log = logging.getLogger(__name__)
+
+Retrieve = Callable[[str], list[Passage]]
+# Chat-template tokens around a passage block that counting the block alone misses.
+_BLOCK_OVERHEAD = 4
+
+
+class Answerer:
+    """Answers questions from retrieved passages, every claim cited or the answer refused.
+
+    ``llm=None`` (no model configured) answers extractively. LLM errors propagate (their
+    ``user_message`` is for the user) unless ``fallback_to_extractive`` is set, as the CLI does
+    for the embedded default, in which case the answer is extractive with the error as notice.
+    ``structured``: None follows ``settings.llm_answer_format`` ("auto" = JSON schema when
+    the server supports it).
+    """
+
+    def __init__(
+        self,
+        settings: Settings,
+        llm: LLMClient | None,
+        retrieve: Retrieve,
+        *,
+        checker: SupportChecker | None = None,
+        fallback_to_extractive: bool = False,
+        structured: bool | None = None,
+        max_tokens: int | None = None,
+    ):
+        self.settings = settings
+        self.llm = llm
+        self.retrieve = retrieve
+        self.checker = checker or SupportChecker()
+        self.fallback_to_extractive = fallback_to_extractive
+        self.structured = structured
+        self.max_tokens = max_tokens or settings.llm_answer_tokens
+
+    def answer(self, question: str, history: History | None = None) -> Answer:
+        final = None
+        for event in self.stream_answer(question, history):
+            if event.type == "final":
+                final = event.answer
+        assert final is not None  # stream_answer always ends with a final event
+        return final
+
+    def stream_answer(self, question: str, history: History | None = None) -> Iterator[AnswerEvent]:
+        t0 = time.perf_counter()
+        question = self._validate(question)
+        ms = lambda: (time.perf_counter() - t0) * 1000.0  # noqa: E731
+        timings: dict[str, float] = {}
+
+        query = standalone_query(question, history, self.llm) if history else question
+        timings["rewrite_ms"] = ms()
+        t_search = time.perf_counter()
+        passages = list(self.retrieve(query))
+        timings["retrieval_ms"] = (time.perf_counter() - t_search) * 1000.0
+
+        if not passages:
+            yield AnswerEvent(type="passages", passages=[])
+            yield self._final(refused(question), timings, ms)
+            return
+        if self.llm is None:
+            yield AnswerEvent(type="passages", passages=passages)
+            yield self._final(extractive_answer(question, passages), timings, ms)
+            return
+
+        from assistant.errors import LLMServerError, LLMTimeoutError, LLMUnavailableError
+
+        try:
+            structured = self._use_structured()
+            fitted = self.fit_passages(question, passages, structured=structured)
+            yield AnswerEvent(type="passages", passages=fitted)
+            if not fitted:
+                yield self._final(
+                    refused(question, notice="The question is too long for the model's context."), timings, ms
+                )
+                return
+            messages = answer_messages(question, fitted, structured=structured)
+            generate = self._stream_structured if structured else self._stream_inline
+            answer = None
+            for item in generate(question, fitted, messages):
+                if isinstance(item, Answer):
+                    answer = item
+                    break
+                if "ttft_ms" not in timings:
+                    timings["ttft_ms"] = ms()
+                yield AnswerEvent(type="delta", text=item)
+        except (LLMUnavailableError, LLMTimeoutError, LLMServerError) as exc:
+            if not self.fallback_to_extractive:
+                raise
+            log.warning("LLM failed, answering extractively: %s", exc)
+            answer = extractive_answer(question, passages, notice=exc.user_message)
+        yield self._final(answer, timings, ms)
+
+    # --- steps ------------------------------------------------------------------------------
+
+    def _validate(self, question: str) -> str:
+        if not isinstance(question, str) or not question.strip():
+            raise ValueError("The question is empty.")
+        question = question.strip()
+        if len(question) > self.settings.max_question_chars:
+            raise ValueError(
+                f"The question has {len(question)} characters; the limit is {self.settings.max_question_chars}."
+            )
+        return question
+
+    def _use_structured(self) -> bool:
+        if self.structured is not None:
+            return self.structured
+        mode = self.settings.llm_answer_format
+        if mode == "auto":
+            return self.llm.info().has_json_schema
+        return mode == "json"
+
+    def fit_passages(
+        self, question: str, passages: Sequence[Passage], *, structured: bool = False
+    ) -> list[Passage]:
+        """The best-ranked passages whose prompt fits the server's context, answer reserved.
+
+        One count of the whole prompt settles the usual case; only when it does not fit are the
+        blocks counted one by one, and lower-ranked passages that do not fit are dropped.
+        """
+        budget = self.llm.context_budget(reserve_answer=self.max_tokens)
+        if self.llm.count_tokens(answer_messages(question, passages, structured=structured)) <= budget:
+            return list(passages)
+        used = self.llm.count_tokens(answer_messages(question, [], structured=structured))
+        kept: list[Passage] = []
+        for p in passages:
+            cost = self.llm.count_tokens(passage_block(len(kept) + 1, p)) + _BLOCK_OVERHEAD
+            if used + cost <= budget:
+                kept.append(p)
+                used += cost
+        while kept and self.llm.count_tokens(answer_messages(question, kept, structured=structured)) > budget:
+            kept.pop()
+        log.info("context budget %d tokens: kept %d of %d passages", budget, len(kept), len(passages))
+        return kept
+
+    def _stream_inline(
+        self, question: str, passages: list[Passage], messages: list[dict]
+    ) -> Iterator[str | Answer]:
+        marks = StreamingMarkFilter(range(1, len(passages) + 1))
+        raw: list[str] = []
+        for delta in self.llm.stream(
+            messages, max_tokens=self.max_tokens, temperature=self.settings.llm_temperature
+        ):
+            raw.append(delta)
+            text = marks.feed(delta)
+            if text:
+                yield text
+        tail = marks.flush()
+        if tail:
+            yield tail
+        yield ground("".join(raw), question, passages, self.checker)
+
+    def _stream_structured(
+        self, question: str, passages: list[Passage], messages: list[dict]
+    ) -> Iterator[str | Answer]:
+        valid = list(range(1, len(passages) + 1))
+        parser = StructuredStream()
+        shown = ""
+        for delta in self.llm.stream(
+            messages,
+            max_tokens=self.max_tokens,
+            temperature=self.settings.llm_temperature,
+            json_schema=answer_schema(valid),
+        ):
+            if parser.feed(delta):
+                visible = render_structured(
+                    [(t, [n for n in ids if n in valid]) for t, ids in parser.sentences]
+                )
+                if visible.startswith(shown) and len(visible) > len(shown):
+                    yield visible[len(shown) :]
+                    shown = visible
+        raw = render_structured(parser.sentences)
+        yield ground(raw, question, passages, self.checker, found=parser.found)
+
+    def _final(self, answer: Answer, timings: dict[str, float], ms: Callable[[], float]) -> AnswerEvent:
+        total = ms()
+        timings = {**timings, "total_ms": total}
+        timings.setdefault("ttft_ms", total)
+        answer = answer.model_copy(update={"timings": {k: round(v, 1) for k, v in timings.items()}})
+        return AnswerEvent(type="final", answer=answer)

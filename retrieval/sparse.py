@@ -1,0 +1,98 @@
+"""Keyword (sparse) vectors for Chinese and English text, scored BM25-style by Qdrant.
+
+Qdrant's ``Modifier.IDF`` supplies the IDF half of BM25 from the collection itself, so a vector
+here carries only the saturated term-frequency half. Tokens are hashed to stable indices, so
+the same text gives the same vector on every machine and in every back-end.
+
+English: lower-cased words, stop words dropped, Snowball-stemmed. Chinese/Japanese/Korean:
+no spaces to split on, so characters become unigrams plus overlapping bigrams (the scheme of
+Lucene's CJK analyzer): bigrams carry most word meaning, unigrams keep recall for one-character
+words. No dictionary to ship or go stale.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import unicodedata
+from collections import Counter
+from dataclasses import dataclass
+from functools import lru_cache
+
+import snowballstemmer
+
+from retrieval.store.base import SparseVec
+
+_CJK = (
+    "\u3040-\u30ff"  # Hiragana, Katakana
+    "\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff"  # CJK ideographs
+    "\uac00-\ud7af"  # Hangul syllables
+)
+_TOKEN_RE = re.compile(rf"[{_CJK}]+|[^\W_{_CJK}]+", re.UNICODE)
+_CJK_RE = re.compile(rf"[{_CJK}]")
+
+_STOPWORDS = frozenset(
+    """a about above after again against all am an and any are as at be because been before being
+    below between both but by can could did do does doing down during each few for from further had
+    has have having he her here hers herself him himself his how i if in into is it its itself just
+    me more most my myself no nor not now of off on once only or other our ours ourselves out over own
+    same she should so some such than that the their theirs them themselves then there these they this
+    those through to too under until up very was we were what when where which while who whom why will
+    with would you your yours yourself yourselves""".split()
+)
+
+
+@dataclass(frozen=True)
+class Bm25Params:
+    k1: float = 1.2
+    b: float = 0.75
+    # Qdrant computes IDF but not document length; a fixed average keeps vectors
+    # independent of the corpus (so re-indexing one document never changes another).
+    avg_len: float = 150.0
+
+
+@lru_cache(maxsize=1)
+def _stemmer():
+    return snowballstemmer.stemmer("english")
+
+
+def tokenize(text: str) -> list[str]:
+    """Normalised search terms of ``text`` (NFKC folds full-width forms common in CJK text)."""
+    text = unicodedata.normalize("NFKC", text).lower()
+    terms: list[str] = []
+    stem = _stemmer().stemWord
+    for run in _TOKEN_RE.findall(text):
+        if _CJK_RE.match(run):
+            terms.extend(run)
+            terms.extend(run[i : i + 2] for i in range(len(run) - 1))
+        elif run not in _STOPWORDS:
+            terms.append(stem(run) if run.isalpha() else run)
+    return terms
+
+
+def term_index(term: str) -> int:
+    """Stable 31-bit index of a term (Python's hash() is salted per process)."""
+    return int.from_bytes(hashlib.blake2b(term.encode("utf-8"), digest_size=4).digest(), "little") & 0x7FFFFFFF
+
+
+def _vector(weights: dict[int, float]) -> SparseVec:
+    indices = sorted(weights)
+    return SparseVec(indices=tuple(indices), values=tuple(weights[i] for i in indices))
+
+
+def encode_document(text: str, params: Bm25Params = Bm25Params()) -> SparseVec:
+    terms = tokenize(text)
+    if not terms:
+        return SparseVec(indices=(), values=())
+    norm = params.k1 * (1 - params.b + params.b * len(terms) / params.avg_len)
+    weights: dict[int, float] = {}
+    for term, tf in Counter(terms).items():
+        idx = term_index(term)
+        # Hash collisions merge terms; adding keeps the vector well-defined.
+        weights[idx] = weights.get(idx, 0.0) + tf * (params.k1 + 1) / (tf + norm)
+    return _vector(weights)
+
+
+def encode_query(text: str) -> SparseVec:
+    """Each distinct query term counts once; IDF comes from the index."""
+    return _vector({term_index(t): 1.0 for t in set(tokenize(text))})

@@ -1,0 +1,393 @@
+"""VectorStore over qdrant-edge-py: Qdrant's Rust engine in-process, one EdgeShard folder per collection.
+
+Layout under ``root``::
+
+    <name>/            one EdgeShard (segments + WAL) per physical collection
+    aliases.json       {"alias": "physical name"}, replaced atomically
+    .creating-*/ .dropping-*/   transient; never listed
+
+Two quirks of qdrant-edge-py 0.9.0 shape this module:
+
+* ``MatchValue(True)`` reaches the engine as the integer 1 (the binding converts bool via int),
+  so a bool payload can never be matched. The bool fields of ``INDEXED_FIELDS`` are therefore
+  stored as 0/1 integers here and turned back into bools on the way out; callers see bools.
+  Matching a bool on any other key is refused with a clear error instead of returning nothing.
+* One process per shard folder: a second opener fails with "Can't init WAL: WouldBlock" and
+  may harm the holder (NOTES.md). ``factory.open_store`` takes a FileLock on the whole root first.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import threading
+import uuid
+from pathlib import Path
+from typing import Any, Iterator, Sequence
+
+import qdrant_edge as qe
+
+from retrieval.models import Chunk
+from retrieval.store.base import (
+    DENSE,
+    INDEXED_FIELDS,
+    SPARSE,
+    CollectionNotFoundError,
+    CollectionStats,
+    Filter,
+    HybridWeights,
+    IndexBusyError,
+    Match,
+    QueryMode,
+    ScoredChunk,
+    SparseVec,
+)
+from retrieval.store.checks import RRF_K, check_match, check_query, check_upsert, in_order, rrf_weights
+from retrieval.store.lock import FileLock
+
+# HNSW would be built only when a segment passes the indexing threshold during optimize(). On
+# 2 cores that build takes ~486 s per 100k vectors and blocks writes, while exact search over
+# 100k vectors takes ~8 ms (NOTES.md). Docent's collections are far below the size where exact
+# search becomes slow, so by default HNSW is never built and upserts stay at full speed;
+# deployments with millions of chunks per collection belong on a Qdrant server.
+NEVER_INDEX_KB = 2**31 - 1
+
+_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,199}$")
+_CONFIG_FILE = "edge_config.json"
+_ALIASES_FILE = "aliases.json"
+_BOOL_FIELDS = frozenset(k for k, v in INDEXED_FIELDS.items() if v == "bool")
+_SCHEMA = {
+    "keyword": qe.PayloadSchemaType.Keyword,
+    "integer": qe.PayloadSchemaType.Integer,
+    "bool": qe.PayloadSchemaType.Integer,  # stored as 0/1, see module docstring
+}
+
+
+def _check_name(name: str) -> str:
+    if not isinstance(name, str) or not _NAME.match(name):
+        raise ValueError(f"bad collection/alias name {name!r}: use letters, digits, '_', '-', '.' (max 200)")
+    return name
+
+
+def _encode_payload(payload: dict) -> dict:
+    return {k: int(v) if k in _BOOL_FIELDS and isinstance(v, bool) else v for k, v in payload.items()}
+
+
+def _decode_payload(payload: dict | None) -> dict:
+    return {
+        k: bool(v) if k in _BOOL_FIELDS and isinstance(v, int) and not isinstance(v, bool) else v
+        for k, v in (payload or {}).items()
+    }
+
+
+def _encode_value(key: str, v: str | int | bool) -> str | int:
+    if isinstance(v, bool):
+        if key not in _BOOL_FIELDS:
+            raise ValueError(
+                f"Match on {key!r} with a boolean: qdrant-edge-py 0.9.0 cannot match booleans; "
+                f"only the bool fields in INDEXED_FIELDS ({', '.join(sorted(_BOOL_FIELDS))}) can be filtered"
+            )
+        return int(v)
+    return v
+
+
+def to_edge_filter(flt: Filter) -> qe.Filter:
+    """Neutral tree -> qdrant_edge types. Empty clauses become ``None`` (no constraint)."""
+    return qe.Filter(
+        must=[_condition(c) for c in flt.must] or None,
+        should=[_condition(c) for c in flt.should] or None,
+        must_not=[_condition(c) for c in flt.must_not] or None,
+    )
+
+
+def _condition(cond: Match | Filter) -> Any:
+    if isinstance(cond, Filter):
+        return to_edge_filter(cond)
+    if not isinstance(cond, Match):
+        raise TypeError(f"filter condition must be Match or Filter, got {type(cond).__name__}")
+    check_match(cond)
+    values = list(dict.fromkeys(_encode_value(cond.key, v) for v in cond.values))
+    if len(values) == 1:
+        return qe.FieldCondition(cond.key, match=qe.MatchValue(values[0]))
+    # "equals any of ()" is false: an empty MatchAny matches nothing, as on the server.
+    if all(isinstance(v, str) for v in values) or all(isinstance(v, int) for v in values):
+        return qe.FieldCondition(cond.key, match=qe.MatchAny(values))
+    return qe.Filter(should=[qe.FieldCondition(cond.key, match=qe.MatchValue(v)) for v in values])
+
+
+def _chunk(point_id: Any, payload: dict | None) -> Chunk:
+    return Chunk.from_payload(str(point_id), _decode_payload(payload))
+
+
+def _sparse(s: SparseVec) -> qe.SparseVector:
+    return qe.SparseVector(list(s.indices), [float(x) for x in s.values])
+
+
+class EdgeStore:
+    """``EdgeStore(root)``; shards open lazily and stay open until :meth:`close`."""
+
+    def __init__(
+        self,
+        root: Path | str,
+        *,
+        indexing_threshold_kb: int = NEVER_INDEX_KB,
+        batch_size: int = 1024,
+        lock: FileLock | None = None,
+    ):
+        if batch_size < 1:
+            raise ValueError("batch_size must be >= 1")
+        self.root = Path(root)
+        self.root.mkdir(parents=True, exist_ok=True)
+        self.indexing_threshold_kb = indexing_threshold_kb
+        self.batch_size = batch_size
+        self._lock = lock
+        self._shards: dict[str, qe.EdgeShard] = {}
+        self._dims: dict[str, int] = {}
+        # The shard is thread-safe; this serialises writes with open/close/drop so a Streamlit
+        # thread never queries a shard that another thread is closing.
+        self._guard = threading.RLock()
+        self._closed = False
+
+    # --- collections -------------------------------------------------------------------
+    def list_collections(self) -> list[str]:
+        return sorted(
+            p.name for p in self.root.iterdir() if not p.name.startswith(".") and (p / _CONFIG_FILE).is_file()
+        )
+
+    def _exists(self, name: str) -> bool:
+        return (self.root / name / _CONFIG_FILE).is_file()
+
+    def ensure_collection(self, name: str, dim: int) -> None:
+        _check_name(name)
+        if dim < 1:
+            raise ValueError(f"dim must be >= 1, got {dim}")
+        with self._guard:
+            if self._exists(name):
+                have = self._dim(name)
+                if have != dim:
+                    raise ValueError(f"collection {name!r} has dense dim {have}, asked for {dim}")
+                return
+            # Built aside and renamed into place, so a crash never leaves a half-made collection listed.
+            tmp = self.root / f".creating-{name}-{uuid.uuid4().hex[:8]}"
+            config = qe.EdgeConfig(
+                vectors={DENSE: qe.EdgeVectorParams(size=dim, distance=qe.Distance.Cosine)},
+                sparse_vectors={SPARSE: qe.EdgeSparseVectorParams(modifier=qe.Modifier.Idf)},
+                optimizers=qe.EdgeOptimizersConfig(indexing_threshold=self.indexing_threshold_kb),
+            )
+            shard = qe.EdgeShard.create(str(tmp), config)
+            try:
+                for field, kind in INDEXED_FIELDS.items():
+                    shard.update(qe.UpdateOperation.create_field_index(field, _SCHEMA[kind]))
+                shard.flush()
+            finally:
+                shard.close()
+            os.rename(tmp, self.root / name)
+            _fsync_dir(self.root)
+
+    def drop_collection(self, name: str) -> None:
+        _check_name(name)
+        with self._guard:
+            shard = self._shards.pop(name, None)
+            if shard is not None:
+                shard.close()
+            self._dims.pop(name, None)
+            if not (self.root / name).exists():
+                return
+            # Its aliases go with it, as on a Qdrant server.
+            aliases = self._read_aliases()
+            kept = {a: t for a, t in aliases.items() if t != name}
+            if kept != aliases:
+                self._write_aliases(kept)
+            trash = self.root / f".dropping-{name}-{uuid.uuid4().hex[:8]}"
+            os.rename(self.root / name, trash)
+            shutil.rmtree(trash, ignore_errors=True)
+
+    def stats(self, name: str) -> CollectionStats:
+        shard = self._shard(name)
+        physical = self._physical(name)
+        return CollectionStats(name=name, points=shard.count(qe.CountRequest(exact=True)), dim=self._dim(physical))
+
+    def optimize(self, name: str) -> bool:
+        """Merge segments and vacuum deleted points (blocking). Not in the VectorStore protocol;
+        the batch job may call it after large deletes. With the default threshold it builds no HNSW."""
+        with self._guard:
+            return self._shard(name).optimize()
+
+    def _dim(self, physical: str) -> int:
+        if physical not in self._dims:
+            config = json.loads((self.root / physical / _CONFIG_FILE).read_text(encoding="utf-8"))
+            self._dims[physical] = int(config["vectors"][DENSE]["size"])
+        return self._dims[physical]
+
+    def _physical(self, name: str) -> str:
+        _check_name(name)
+        if self._exists(name):
+            return name
+        target = self._read_aliases().get(name)
+        if target is None or not self._exists(target):
+            raise CollectionNotFoundError(name)
+        return target
+
+    def _shard(self, name: str) -> qe.EdgeShard:
+        with self._guard:
+            if self._closed:
+                raise RuntimeError("EdgeStore is closed")
+            physical = self._physical(name)
+            shard = self._shards.get(physical)
+            if shard is None:
+                try:
+                    shard = qe.EdgeShard.load(str(self.root / physical))
+                except Exception as exc:  # the binding raises plain Exception
+                    if "WouldBlock" in str(exc):
+                        raise IndexBusyError(f"index busy: {self.root / physical} is open in another process") from exc
+                    raise
+                self._shards[physical] = shard
+            return shard
+
+    # --- points --------------------------------------------------------------------------
+    def upsert(
+        self, name: str, chunks: Sequence[Chunk], dense: Sequence[Sequence[float]], sparse: Sequence[SparseVec]
+    ) -> None:
+        check_upsert(chunks, dense, sparse)
+        with self._guard:
+            shard = self._shard(name)
+            for start in range(0, len(chunks), self.batch_size):
+                end = start + self.batch_size
+                points = [
+                    qe.Point(c.id, {DENSE: [float(x) for x in d], SPARSE: _sparse(s)}, _encode_payload(c.payload()))
+                    for c, d, s in zip(chunks[start:end], dense[start:end], sparse[start:end])
+                ]
+                shard.update(qe.UpdateOperation.upsert_points(points))
+            # The WAL already survives kill -9 (verified); flushing persists segments so a
+            # reopen does not replay a long WAL. It costs ~10 ms.
+            shard.flush()
+
+    def delete(self, name: str, flt: Filter) -> None:
+        with self._guard:
+            shard = self._shard(name)
+            shard.update(qe.UpdateOperation.delete_points_by_filter(to_edge_filter(flt)))
+            shard.flush()
+
+    def set_payload(self, name: str, flt: Filter, payload: dict) -> None:
+        with self._guard:
+            shard = self._shard(name)
+            shard.update(qe.UpdateOperation.set_payload_by_filter(to_edge_filter(flt), _encode_payload(payload)))
+            shard.flush()
+
+    def scroll(self, name: str, flt: Filter | None = None, batch: int = 256) -> Iterator[Chunk]:
+        ef = to_edge_filter(flt) if flt is not None else None
+        offset = None
+        while True:
+            records, offset = self._shard(name).scroll(
+                qe.ScrollRequest(offset=offset, limit=batch, filter=ef, with_payload=True, with_vector=False)
+            )
+            for r in records:
+                yield _chunk(r.id, r.payload)
+            if offset is None:
+                return
+
+    def count(self, name: str, flt: Filter | None = None) -> int:
+        ef = to_edge_filter(flt) if flt is not None else None
+        return self._shard(name).count(qe.CountRequest(exact=True, filter=ef))
+
+    def retrieve(self, name: str, ids: Sequence[str]) -> list[Chunk]:
+        if not ids:
+            return []
+        records = self._shard(name).retrieve(list(ids), True, False)
+        return in_order(ids, [_chunk(r.id, r.payload) for r in records])
+
+    def query(
+        self,
+        name: str,
+        *,
+        mode: QueryMode,
+        dense: Sequence[float] | None,
+        sparse: SparseVec | None,
+        flt: Filter | None,
+        limit: int,
+        weights: HybridWeights = HybridWeights(),
+    ) -> list[ScoredChunk]:
+        check_query(mode, dense, sparse, limit, weights)
+        ef = to_edge_filter(flt) if flt is not None else None
+        dense_q = [float(x) for x in dense] if dense is not None else None
+        sparse_q = _sparse(sparse) if sparse is not None and sparse.indices else None
+        if mode == "dense":
+            request = qe.QueryRequest(limit=limit, query=qe.Query.Nearest(dense_q, using=DENSE), filter=ef, with_payload=True)
+        elif mode == "sparse":
+            if sparse_q is None:
+                return []  # no query term is in the vocabulary: nothing can match
+            request = qe.QueryRequest(limit=limit, query=qe.Query.Nearest(sparse_q, using=SPARSE), filter=ef, with_payload=True)
+        else:
+            # Same shape as client.py: the top-level filter propagates into the prefetches
+            # (verified on edge); RRF over dense alone when the query has no known term.
+            prefetches = [qe.Prefetch(limit=weights.prefetch, query=qe.Query.Nearest(dense_q, using=DENSE))]
+            if sparse_q is not None:
+                prefetches.append(qe.Prefetch(limit=weights.prefetch, query=qe.Query.Nearest(sparse_q, using=SPARSE)))
+            fusion = qe.Fusion.Rrf(k=RRF_K, weights=rrf_weights(weights, sparse_q is not None))
+            request = qe.QueryRequest(limit=limit, prefetches=prefetches, query=fusion, filter=ef, with_payload=True)
+        points = self._shard(name).query(request)
+        return [ScoredChunk(_chunk(p.id, p.payload), float(p.score)) for p in points]
+
+    # --- aliases --------------------------------------------------------------------------
+    def set_alias(self, alias: str, target: str) -> None:
+        """Atomic: the alias file is replaced whole, so readers see the old target or the new one."""
+        _check_name(alias)
+        _check_name(target)
+        with self._guard:
+            if not self._exists(target):
+                raise CollectionNotFoundError(target)
+            if self._exists(alias):
+                raise ValueError(f"alias {alias!r} would shadow a collection of that name")
+            aliases = self._read_aliases()
+            aliases[alias] = target
+            self._write_aliases(aliases)
+
+    def resolve_alias(self, alias: str) -> str | None:
+        return self._read_aliases().get(alias)
+
+    def _read_aliases(self) -> dict[str, str]:
+        path = self.root / _ALIASES_FILE
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            return {}
+        except ValueError as exc:
+            raise RuntimeError(f"{path} is not valid JSON; fix or delete it: {exc}") from exc
+        if not isinstance(data, dict):
+            raise RuntimeError(f"{path} must hold a JSON object of alias -> collection")
+        return {str(k): str(v) for k, v in data.items()}
+
+    def _write_aliases(self, aliases: dict[str, str]) -> None:
+        path = self.root / _ALIASES_FILE
+        tmp = path.with_name(f".{_ALIASES_FILE}.{os.getpid()}.tmp")
+        with open(tmp, "w", encoding="utf-8") as f:
+            json.dump(aliases, f, indent=1, sort_keys=True)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+        _fsync_dir(self.root)
+
+    def close(self) -> None:
+        with self._guard:
+            if self._closed:
+                return
+            self._closed = True
+            try:
+                for shard in self._shards.values():
+                    shard.flush()
+                    shard.close()
+                self._shards.clear()
+            finally:
+                if self._lock is not None:
+                    self._lock.release()
+
+
+def _fsync_dir(path: Path) -> None:
+    """A rename is durable only once its directory is synced."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)

@@ -1,0 +1,35 @@
+"""Session fixture: a REAL llama-server with Qwen2.5-Coder-0.5B-Instruct on a free loopback port.
+
+Register it for the whole suite in tests/conftest.py with
+``pytest_plugins = ["tests.llm_server_fixture"]``.
+
+The model file and the llama-server binary are prepared once per machine under the settings'
+cache_dir (``DOCENT_CACHE_DIR``, default ~/.cache/docent); on a fresh machine that is a ~1 min
+download plus a ~10 min compile, so CI runs ``python -m assistant.local_llm ensure --model
+qwen2.5-coder-0.5b`` before pytest. If the model or the server cannot be had, the fixture FAILS:
+skipping would let a CI run without any LLM test look green.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+TEST_MODEL = "qwen2.5-coder-0.5b"
+TEST_CONTEXT_TOKENS = 8192
+
+
+@pytest.fixture(scope="session")
+def llama_server(tmp_path_factory):
+    from assistant.local_llm import LocalLLMServer, LocalServerError, ModelFileError, ServerBuildError, free_port
+    from retrieval.settings import Settings
+
+    settings = Settings(_env_file=None, data_dir=tmp_path_factory.mktemp("llama_server"), local_llm=TEST_MODEL)
+    server = LocalLLMServer(
+        settings, model=TEST_MODEL, port=free_port(), context_tokens=TEST_CONTEXT_TOKENS, startup_timeout_s=180
+    )
+    try:
+        server.start()
+    except (ModelFileError, ServerBuildError, LocalServerError) as exc:
+        pytest.fail(f"the local llama-server for the LLM tests could not start: {exc}", pytrace=False)
+    yield server
+    server.stop()

@@ -1,0 +1,145 @@
+"""`docent ingest` as cron runs it: a real process, its exit codes, reports, locks and kill -9."""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from retrieval.store.lock import FileLock
+
+from .conftest import FIXTURES, REPO
+
+SAMPLES = REPO / "data" / "samples"
+
+
+def docent(data_dir: Path, *args: str, env: dict | None = None, wait: bool = True):
+    full_env = {**os.environ, "DOCENT_DATA_DIR": str(data_dir), "PYTHONPATH": str(REPO), **(env or {})}
+    cmd = [sys.executable, "-m", "ui.cli.main", *args]
+    if not wait:
+        return subprocess.Popen(cmd, cwd=REPO, env=full_env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    return subprocess.run(cmd, cwd=REPO, env=full_env, capture_output=True, text=True, timeout=600)
+
+
+def test_bad_files_fail_alone_with_specific_reasons(tmp_path):
+    share = tmp_path / "share"
+    share.mkdir()
+    shutil.copy(SAMPLES / "travel-policy.docx", share)
+    shutil.copy(FIXTURES / "password.pdf", share / "locked.pdf")
+    shutil.copy(FIXTURES / "ocr_test.pdf", share / "scanned.pdf")
+    good = (SAMPLES / "fake-memo.pdf").read_bytes()
+    (share / "truncated.pdf").write_bytes(good[: len(good) // 3])
+    (share / "huge.pdf").write_bytes(good + b"%" + b"x" * (2 << 20))  # valid PDF, padded past 1 MB
+    (share / "fake.docx").write_bytes(b"this is not a zip file")
+    (share / "notes.txt").write_text("not a document")
+    report_file = tmp_path / "report.json"
+
+    out = docent(tmp_path / "d", "ingest", str(share), "--collection", "Docs", "--json", "--report", str(report_file),
+                 env={"DOCENT_MAX_FILE_MB": "1"})
+    assert out.returncode == 1, out.stderr
+    report = json.loads(out.stdout)
+    assert json.loads(report_file.read_text()) == report
+    by_name = {Path(f["path"]).name: f for f in report["files"]}
+    assert by_name["travel-policy.docx"]["status"] == "indexed" and by_name["travel-policy.docx"]["chunks"] > 0
+    assert by_name["notes.txt"]["status"] == "skipped"
+    expected = {
+        "locked.pdf": "password required",
+        "scanned.pdf": "no text (scanned?)",
+        "truncated.pdf": "corrupt",
+        "huge.pdf": "too large",
+        "fake.docx": "corrupt",
+    }
+    for name, phrase in expected.items():
+        assert by_name[name]["status"] == "failed", name
+        assert phrase in by_name[name]["reason"], (name, by_name[name]["reason"])
+    assert report["totals"]["failed"] == 5 and report["totals"]["indexed"] == 1 and report["totals"]["skipped"] == 1
+
+    # The index holds exactly the good document; a second run retries only the failures.
+    listed = docent(tmp_path / "d", "docs", "list", "--collection", "Docs", "--json")
+    assert [Path(d["path"]).name for d in json.loads(listed.stdout)] == ["travel-policy.docx"]
+    again = json.loads(docent(tmp_path / "d", "ingest", str(share), "-c", "Docs", "--json",
+                              env={"DOCENT_MAX_FILE_MB": "1"}).stdout)
+    assert {Path(f["path"]).name: f["status"] for f in again["files"]}["travel-policy.docx"] == "unchanged"
+
+
+def test_overlapping_run_exits_3_naming_the_holder(tmp_path):
+    data = tmp_path / "d"
+    (data / "locks").mkdir(parents=True)
+    with FileLock(data / "locks" / "ingest-Docs.lock", "ingest of this collection"):
+        out = docent(data, "ingest", str(SAMPLES / "fake-memo.pdf"), "--collection", "Docs")
+    assert out.returncode == 3
+    assert f"pid {os.getpid()}" in out.stderr
+
+
+def test_index_held_by_another_process_exits_3_index_busy(tmp_path, settings):
+    from retrieval.workspace import Workspace
+
+    with Workspace(settings):
+        out = docent(settings.data_dir, "ingest", str(SAMPLES / "fake-memo.pdf"), "--collection", "Other")
+    assert out.returncode == 3
+    assert "busy" in out.stderr and f"pid {os.getpid()}" in out.stderr
+
+
+def test_usage_errors_exit_2(tmp_path):
+    out = docent(tmp_path / "d", "ingest", str(tmp_path / "nowhere"), "--collection", "Docs")
+    assert out.returncode == 2 and "no such file" in out.stderr
+    out = docent(tmp_path / "d", "docs", "list", "--collection", "Missing")
+    assert out.returncode == 2 and "no collection named 'Missing'" in out.stderr
+
+
+def _index_state(data_dir: Path) -> list[tuple]:
+    out = docent(data_dir, "docs", "list", "--collection", "Docs", "--json")
+    assert out.returncode == 0, out.stderr
+    return sorted((Path(d["path"]).name, d["file_hash"], d["n_chunks"]) for d in json.loads(out.stdout))
+
+
+def _chunk_ids(data_dir: Path) -> list[str]:
+    from retrieval.workspace import Workspace
+
+    from .conftest import make_settings
+
+    with Workspace(make_settings(data_dir)) as ws:
+        rec = ws.catalog.get("Docs")
+        return sorted(c.id for c in ws.index.iter_chunks(rec))
+
+
+def test_kill_9_at_any_moment_then_rerun_equals_a_clean_run(tmp_path):
+    share = tmp_path / "share"
+    shutil.copytree(SAMPLES, share, ignore=shutil.ignore_patterns("*.md"))
+    clean = tmp_path / "clean"
+    assert docent(clean, "ingest", str(share), "-c", "Docs").returncode == 0
+
+    crashed = tmp_path / "crashed"
+    rng = random.Random(7)
+    index_dir = crashed / "index"
+    killed = 0
+    for attempt in range(3):
+        proc = docent(crashed, "ingest", str(share), "-c", "Docs", wait=False)
+        # Wait until the job is writing to the index, then kill it a random moment later.
+        deadline = time.time() + 300
+        start_size = sum(f.stat().st_size for f in index_dir.rglob("*") if f.is_file()) if index_dir.exists() else 0
+        while time.time() < deadline and proc.poll() is None:
+            size = sum(f.stat().st_size for f in index_dir.rglob("*") if f.is_file()) if index_dir.exists() else 0
+            if size > start_size:
+                break
+            time.sleep(0.05)
+        time.sleep(rng.uniform(0.0, 1.5))
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGKILL)
+            killed += 1
+        proc.communicate()
+    assert killed >= 2, "the runs must really be killed mid-way for this test to mean anything"
+    assert _index_state(crashed) != _index_state(clean), "a killed run left the index unfinished"
+
+    final = docent(crashed, "ingest", str(share), "-c", "Docs")
+    assert final.returncode == 0, final.stderr
+    assert _index_state(crashed) == _index_state(clean)
+    assert _chunk_ids(crashed) == _chunk_ids(clean), "nothing lost, nothing duplicated"

@@ -1,0 +1,518 @@
+"""One contract for every index back-end: edge (Rust engine in-process) and qdrant-client local mode.
+
+Real engines on temporary folders, small synthetic vectors (dim 8) so the suite stays fast.
+The expected orderings are computed here in plain Python, not copied from an engine.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import random
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+from qdrant_client import QdrantClient
+
+from retrieval.models import Chunk, chunk_id_for, document_id_for
+from retrieval.settings import Settings
+from retrieval.store.base import (
+    CollectionNotFoundError,
+    Filter,
+    HybridWeights,
+    IndexBusyError,
+    Match,
+    SparseVec,
+    VectorStore,
+)
+from retrieval.store.client import QdrantClientStore
+from retrieval.store.edge import EdgeStore
+from retrieval.store.factory import open_store
+from retrieval.store.lock import FileLock, LockBusyError, read_holder
+
+REPO = Path(__file__).resolve().parents[1]
+DIM = 8
+COLL = "docent_test_v1"
+BACKENDS = ["edge", "local"]
+
+# --- synthetic corpus: 3 documents x 4 chunks --------------------------------------------
+DOCS = {"alpha": None, "beta": ["hr"], "gamma": ["hr", "legal"]}
+COMMON_TERM = 1
+
+
+def doc_term(d: int) -> int:
+    return 100 + d
+
+
+def unique_term(j: int) -> int:
+    return 1000 + j
+
+
+def make_corpus() -> tuple[list[Chunk], list[list[float]], list[SparseVec]]:
+    rng = random.Random(7)
+    chunks, dense, sparse = [], [], []
+    for d, (doc, groups) in enumerate(DOCS.items()):
+        document_id = document_id_for("handbook", f"{doc}.pdf")
+        for i in range(4):
+            j = len(chunks)
+            chunks.append(
+                Chunk(
+                    id=chunk_id_for(document_id, f"hash-{doc}", i),
+                    document_id=document_id,
+                    collection="handbook",
+                    path=f"{doc}.pdf",
+                    title=doc.title(),
+                    text=f"{doc} passage {i}",
+                    chunk_index=i,
+                    n_chunks=4,
+                    start=i * 100,
+                    end=i * 100 + 99,
+                    page=i + 1,
+                    heading_path=["Intro", doc] if i % 2 else [],
+                    kind="table" if i == 3 else "text",
+                    content_hash=f"c{j}",
+                    file_hash=f"hash-{doc}",
+                    access_groups=groups,
+                    disabled=(doc == "gamma" and i == 3),
+                )
+            )
+            dense.append([rng.uniform(-1, 1) for _ in range(DIM)])
+            sparse.append(
+                SparseVec(
+                    (COMMON_TERM, doc_term(d), unique_term(j)),
+                    (rng.uniform(0.5, 2), rng.uniform(0.5, 2), rng.uniform(0.5, 2)),
+                )
+            )
+    return chunks, dense, sparse
+
+
+CHUNKS, DENSE, SPARSE = make_corpus()
+IDS = [c.id for c in CHUNKS]
+
+
+def cosine(a: list[float], b: list[float]) -> float:
+    return sum(x * y for x, y in zip(a, b)) / math.sqrt(sum(x * x for x in a) * sum(y * y for y in b))
+
+
+def dense_order(q: list[float], allowed: set[str] | None = None) -> list[str]:
+    scored = [(cosine(q, v), c.id) for c, v in zip(CHUNKS, DENSE) if allowed is None or c.id in allowed]
+    return [i for _, i in sorted(scored, reverse=True)]
+
+
+def open_backend(kind: str, folder: Path) -> VectorStore:
+    if kind == "edge":
+        return EdgeStore(folder / "edge")
+    return QdrantClientStore(QdrantClient(path=str(folder / "local")))
+
+
+@pytest.fixture(params=BACKENDS)
+def kind(request) -> str:
+    return request.param
+
+
+@pytest.fixture
+def store(kind, tmp_path):
+    s = open_backend(kind, tmp_path)
+    yield s
+    s.close()
+
+
+@pytest.fixture
+def loaded(store):
+    """A fresh, filled collection for tests that change it."""
+    store.ensure_collection(COLL, DIM)
+    store.upsert(COLL, CHUNKS, DENSE, SPARSE)
+    return store
+
+
+@pytest.fixture(scope="module", params=BACKENDS)
+def shared(request, tmp_path_factory):
+    """One filled collection per back-end for the read-only tests (creating an edge collection
+    with its payload indexes takes about a second)."""
+    s = open_backend(request.param, tmp_path_factory.mktemp(request.param))
+    s.ensure_collection(COLL, DIM)
+    s.upsert(COLL, CHUNKS, DENSE, SPARSE)
+    yield s
+    s.close()
+
+
+def ids_of(chunks) -> list[str]:
+    return [c.id for c in chunks]
+
+
+def by_doc(doc: str) -> Match:
+    return Match("document_id", (document_id_for("handbook", f"{doc}.pdf"),))
+
+
+def docs_of(ids) -> set[str]:
+    return {CHUNKS[IDS.index(i)].path.removesuffix(".pdf") for i in ids}
+
+
+# --- collections ------------------------------------------------------------------------
+def test_create_list_drop(store):
+    assert store.list_collections() == []
+    store.ensure_collection(COLL, DIM)
+    store.ensure_collection(COLL, DIM)  # idempotent
+    store.ensure_collection("other", 4)
+    assert store.list_collections() == ["docent_test_v1", "other"]
+    assert store.stats(COLL).dim == DIM and store.stats(COLL).points == 0
+    with pytest.raises(ValueError, match="dim"):
+        store.ensure_collection(COLL, DIM + 1)
+    store.drop_collection("other")
+    store.drop_collection("other")  # dropping a missing collection is a no-op
+    assert store.list_collections() == [COLL]
+    with pytest.raises(CollectionNotFoundError):
+        store.stats("other")
+    with pytest.raises(CollectionNotFoundError):
+        store.count("other")
+
+
+def test_upsert_retrieve_round_trip(loaded):
+    assert loaded.stats(COLL).points == len(CHUNKS)
+    wanted = [IDS[5], IDS[0], IDS[9], "00000000-0000-0000-0000-000000000000"]
+    got = loaded.retrieve(COLL, wanted)
+    assert [c.id for c in got] == wanted[:3]  # requested order, missing id skipped
+    assert got == [CHUNKS[5], CHUNKS[0], CHUNKS[9]]  # every field, bools and lists included
+    assert got[1].access_groups is None and got[0].access_groups == ["hr"]
+    # [] (override granting nobody) must stay distinct from None (collection's groups apply)
+    nobody = CHUNKS[1].model_copy(update={"access_groups": []})
+    loaded.upsert(COLL, [nobody], [DENSE[1]], [SPARSE[1]])
+    assert loaded.retrieve(COLL, [nobody.id])[0].access_groups == []
+    assert loaded.stats(COLL).points == len(CHUNKS)  # same id: replaced, not added
+
+
+def test_upsert_rejects_mismatched_lengths(shared):
+    with pytest.raises(ValueError, match="chunks"):
+        shared.upsert(COLL, CHUNKS[:2], DENSE[:1], SPARSE[:2])
+
+
+# --- filters ------------------------------------------------------------------------------
+def test_count_and_scroll_with_filters(shared):
+    assert shared.count(COLL) == 12
+    assert shared.count(COLL, Filter(must=(by_doc("beta"),))) == 4
+    docs = (document_id_for("handbook", "alpha.pdf"), document_id_for("handbook", "gamma.pdf"))
+    assert shared.count(COLL, Filter(must=(Match("document_id", docs),))) == 8
+    assert shared.count(COLL, Filter(must=(Match("access_groups", ("legal", "finance")),))) == 4
+    assert shared.count(COLL, Filter(must=(Match("chunk_index", (0, 3)),))) == 6
+    assert shared.count(COLL, Filter(must=(Match("disabled", (True,)),))) == 1
+    assert shared.count(COLL, Filter(must=(Match("has_override", (False,)),))) == 4
+    assert shared.count(COLL, Filter(must=(Match("has_override", (True, False)),))) == 12
+    assert shared.count(COLL, Filter(must=(Match("access_groups", ()),))) == 0  # any of nothing
+    assert shared.count(COLL, Filter()) == 12
+    # nested: (alpha OR chunk 0) AND NOT disabled AND NOT chunk 1
+    nested = Filter(
+        must=(Filter(should=(by_doc("alpha"), Match("chunk_index", (0,)))),),
+        must_not=(Match("disabled", (True,)), Match("chunk_index", (1,))),
+    )
+    expected = {
+        c.id for c in CHUNKS if (c.path == "alpha.pdf" or c.chunk_index == 0) and not c.disabled and c.chunk_index != 1
+    }
+    assert shared.count(COLL, nested) == len(expected) == 5
+    # scroll pages through everything (batch smaller than the result) without repeats
+    assert set(ids_of(shared.scroll(COLL, nested, batch=2))) == expected
+    all_ids = ids_of(shared.scroll(COLL, batch=5))
+    assert sorted(all_ids) == sorted(IDS)
+
+
+def test_access_filter_shape(shared):
+    """The shape retrieval/access.py builds: no override, or override granting one of my groups;
+    never disabled."""
+    readable = Filter(
+        should=(
+            Filter(must_not=(Match("has_override", (True,)),)),
+            Filter(must=(Match("has_override", (True,)), Match("access_groups", ("legal",)))),
+        )
+    )
+    flt = Filter(must=(readable,), must_not=(Match("disabled", (True,)),))
+    got = set(ids_of(shared.scroll(COLL, flt)))
+    assert docs_of(got) == {"alpha", "gamma"}
+    assert got == {c.id for c in CHUNKS if c.path in ("alpha.pdf", "gamma.pdf") and not c.disabled}
+
+
+def test_delete_by_filter(loaded):
+    loaded.delete(COLL, Filter(must=(by_doc("beta"),), must_not=(Match("chunk_index", (0,)),)))
+    assert loaded.count(COLL) == 9
+    assert ids_of(loaded.scroll(COLL, Filter(must=(by_doc("beta"),)))) == [CHUNKS[4].id]
+    assert loaded.retrieve(COLL, [CHUNKS[5].id]) == []
+
+
+def test_set_payload_by_filter(loaded):
+    flt = Filter(must=(by_doc("alpha"),))
+    loaded.set_payload(COLL, flt, {"disabled": True})
+    assert loaded.count(COLL, Filter(must=(Match("disabled", (True,)),))) == 5
+    loaded.set_payload(COLL, flt, {"access_groups": ["finance"], "has_override": True})
+    got = loaded.retrieve(COLL, [CHUNKS[0].id])[0]
+    assert got.access_groups == ["finance"] and got.disabled is True
+    assert got.text == CHUNKS[0].text  # other fields untouched
+    assert loaded.count(COLL, Filter(must=(Match("access_groups", ("finance",)),))) == 4
+    assert loaded.count(COLL, Filter(must=(Match("has_override", (False,)),))) == 0
+
+
+# --- queries ------------------------------------------------------------------------------
+def test_dense_query_ordering(shared):
+    q = [x + 0.01 for x in DENSE[6]]
+    got = shared.query(COLL, mode="dense", dense=q, sparse=None, flt=None, limit=5)
+    assert ids_of(c.chunk for c in got) == dense_order(q)[:5]
+    assert got[0].chunk == CHUNKS[6]
+    assert got[0].score == pytest.approx(cosine(q, DENSE[6]), abs=1e-5)
+    scores = [c.score for c in got]
+    assert scores == sorted(scores, reverse=True)
+
+
+def test_dense_query_respects_filter(shared):
+    flt = Filter(must=(by_doc("gamma"),), must_not=(Match("disabled", (True,)),))
+    allowed = {c.id for c in CHUNKS if c.path == "gamma.pdf" and not c.disabled}
+    got = shared.query(COLL, mode="dense", dense=DENSE[0], sparse=None, flt=flt, limit=10)
+    assert ids_of(c.chunk for c in got) == dense_order(DENSE[0], allowed)
+
+
+def test_sparse_query_term_only_one_doc_has(shared):
+    q = SparseVec((COMMON_TERM, unique_term(7)), (1.0, 1.0))
+    got = shared.query(COLL, mode="sparse", dense=None, sparse=q, flt=None, limit=12)
+    assert got[0].chunk.id == IDS[7]
+    assert len(got) == 12  # the common term matches every chunk, with a lower score
+    assert got[0].score > got[1].score
+    empty = shared.query(COLL, mode="sparse", dense=None, sparse=SparseVec((), ()), flt=None, limit=5)
+    assert empty == []
+
+
+def test_sparse_idf_down_weights_common_terms(shared):
+    # Without IDF the common term's larger value would win; with IDF (term in 12 of 12 points,
+    # idf ~ 0.04) the rarer doc term decides.
+    q = SparseVec((COMMON_TERM, doc_term(1)), (5.0, 1.0))
+    got = shared.query(COLL, mode="sparse", dense=None, sparse=q, flt=None, limit=4)
+    assert docs_of(ids_of(c.chunk for c in got)) == {"beta"}
+
+
+def test_hybrid_fuses_and_filters(shared):
+    dense_q, sparse_q = DENSE[2], SparseVec((unique_term(9),), (1.0,))
+    got = shared.query(COLL, mode="hybrid", dense=dense_q, sparse=sparse_q, flt=None, limit=12)
+    top2 = set(ids_of(c.chunk for c in got[:2]))
+    assert top2 == {IDS[2], IDS[9]}  # each side's best, fused
+    flt = Filter(must_not=(by_doc("gamma"),))
+    got = shared.query(COLL, mode="hybrid", dense=dense_q, sparse=sparse_q, flt=flt, limit=12)
+    assert "gamma" not in docs_of(ids_of(c.chunk for c in got))
+    assert len(got) == 8 and got[0].chunk.id == IDS[2]
+
+
+def test_hybrid_weights_shift_the_ranking(shared):
+    dense_q = DENSE[4]
+    sparse_q = SparseVec((doc_term(2), COMMON_TERM), (1.0, 1.0))
+    dense_ids = ids_of(c.chunk for c in shared.query(COLL, mode="dense", dense=dense_q, sparse=None, flt=None, limit=12))
+    sparse_ids = ids_of(c.chunk for c in shared.query(COLL, mode="sparse", dense=None, sparse=sparse_q, flt=None, limit=12))
+    assert dense_ids[:3] != sparse_ids[:3]
+
+    def hybrid(w: HybridWeights) -> list[str]:
+        return ids_of(c.chunk for c in shared.query(COLL, mode="hybrid", dense=dense_q, sparse=sparse_q, flt=None, limit=12, weights=w))
+
+    # A tiny weight on one side leaves the other side's order intact (weighted RRF divides the rank).
+    assert hybrid(HybridWeights(dense=1.0, sparse=0.001))[:5] == dense_ids[:5]
+    assert hybrid(HybridWeights(dense=0.001, sparse=1.0))[:5] == sparse_ids[:5]
+    # prefetch bounds each side
+    assert len(hybrid(HybridWeights(prefetch=2))) <= 4
+
+
+def test_query_rejects_missing_vectors(shared):
+    with pytest.raises(ValueError, match="sparse"):
+        shared.query(COLL, mode="hybrid", dense=DENSE[0], sparse=None, flt=None, limit=3)
+    with pytest.raises(ValueError, match="mode"):
+        shared.query(COLL, mode="fuzzy", dense=DENSE[0], sparse=None, flt=None, limit=3)  # type: ignore[arg-type]
+
+
+# --- aliases and persistence -----------------------------------------------------------------
+def test_alias_set_switch_resolve(loaded):
+    loaded.ensure_collection("docent_test_v2", DIM)
+    assert loaded.resolve_alias("docent_test") is None
+    loaded.set_alias("docent_test", COLL)
+    assert loaded.resolve_alias("docent_test") == COLL
+    assert loaded.count("docent_test") == 12  # operations accept the alias
+    loaded.set_alias("docent_test", "docent_test_v2")  # switch
+    assert loaded.resolve_alias("docent_test") == "docent_test_v2"
+    assert loaded.count("docent_test") == 0
+    assert "docent_test" not in loaded.list_collections()
+    with pytest.raises(CollectionNotFoundError):
+        loaded.set_alias("docent_test", "missing")
+    assert loaded.resolve_alias("docent_test") == "docent_test_v2"  # a failed switch changes nothing
+    with pytest.raises(ValueError, match="shadow"):
+        loaded.set_alias(COLL, "docent_test_v2")
+    loaded.drop_collection("docent_test_v2")
+    assert loaded.resolve_alias("docent_test") is None  # aliases go with their collection
+
+
+def test_persistence_across_close_and_reopen(kind, tmp_path):
+    s = open_backend(kind, tmp_path)
+    s.ensure_collection(COLL, DIM)
+    s.upsert(COLL, CHUNKS, DENSE, SPARSE)
+    s.delete(COLL, Filter(must=(by_doc("beta"),)))
+    s.set_payload(COLL, Filter(must=(by_doc("alpha"),)), {"disabled": True})
+    s.set_alias("docent_test", COLL)
+    s.close()
+    s = open_backend(kind, tmp_path)
+    try:
+        assert s.list_collections() == [COLL]
+        assert s.resolve_alias("docent_test") == COLL
+        assert s.stats(COLL) == s.stats(COLL).__class__(name=COLL, points=8, dim=DIM)
+        assert s.count(COLL, Filter(must=(Match("disabled", (True,)),))) == 5
+        assert s.retrieve(COLL, [IDS[8]]) == [CHUNKS[8]]
+        got = s.query(COLL, mode="sparse", dense=None, sparse=SparseVec((unique_term(10),), (1.0,)), flt=None, limit=1)
+        assert got[0].chunk.id == IDS[10]
+    finally:
+        s.close()
+
+
+def test_backends_return_the_same_results(tmp_path):
+    stores = {k: open_backend(k, tmp_path) for k in BACKENDS}
+    try:
+        for s in stores.values():
+            s.ensure_collection(COLL, DIM)
+            s.upsert(COLL, CHUNKS, DENSE, SPARSE)
+        flt = Filter(must_not=(Match("disabled", (True,)),))
+        sparse_q = SparseVec((COMMON_TERM, doc_term(0), unique_term(3)), (1.0, 0.7, 0.4))
+        queries = [
+            dict(mode="dense", dense=DENSE[1], sparse=None, flt=None),
+            dict(mode="sparse", dense=None, sparse=sparse_q, flt=flt),
+            dict(mode="hybrid", dense=DENSE[1], sparse=sparse_q, flt=flt),
+            dict(mode="hybrid", dense=DENSE[1], sparse=sparse_q, flt=None, weights=HybridWeights(0.5, 2.0, 5)),
+        ]
+        for q in queries:
+            results = {k: s.query(COLL, limit=6, **q) for k, s in stores.items()}
+            edge, local = results["edge"], results["local"]
+            assert ids_of(c.chunk for c in edge) == ids_of(c.chunk for c in local), q["mode"]
+            assert [c.score for c in edge] == pytest.approx([c.score for c in local], rel=1e-4), q["mode"]
+    finally:
+        for s in stores.values():
+            s.close()
+
+
+# --- locking ------------------------------------------------------------------------------
+def embedded_settings(data_dir: Path, engine: str) -> Settings:
+    return Settings(_env_file=None, data_dir=data_dir, qdrant_url=None, qdrant_embedded_engine=engine)
+
+
+_TRY_OPEN = textwrap.dedent(
+    """
+    import sys
+    from retrieval.settings import Settings
+    from retrieval.store import IndexBusyError, open_store
+    try:
+        store = open_store(Settings(_env_file=None, data_dir=sys.argv[1], qdrant_url=None, qdrant_embedded_engine=sys.argv[2]))
+    except IndexBusyError as exc:
+        print(exc)
+        sys.exit(3)
+    store.close()
+    print("opened")
+    """
+)
+
+
+def try_open_in_other_process(data_dir: Path, engine: str) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PYTHONPATH": str(REPO), "DOCENT_QDRANT_URL": ""}
+    return subprocess.run(
+        [sys.executable, "-c", _TRY_OPEN, str(data_dir), engine],
+        cwd=REPO, env=env, capture_output=True, text=True, timeout=120,
+    )
+
+
+@pytest.mark.parametrize("engine", ["edge", "local"])
+def test_second_process_gets_index_busy_naming_the_holder(engine, tmp_path):
+    store = open_store(embedded_settings(tmp_path, engine))
+    try:
+        store.ensure_collection(COLL, DIM)
+        busy = try_open_in_other_process(tmp_path, engine)
+        assert busy.returncode == 3, busy.stderr
+        assert f"is held by pid {os.getpid()}" in busy.stdout
+        assert "index busy" in busy.stdout and "since" in busy.stdout
+        # the holder still works after the refused attempt
+        store.upsert(COLL, CHUNKS[:2], DENSE[:2], SPARSE[:2])
+        assert store.count(COLL) == 2
+    finally:
+        store.close()
+    freed = try_open_in_other_process(tmp_path, engine)
+    assert freed.returncode == 0 and "opened" in freed.stdout, freed.stderr
+
+
+def test_same_process_second_open_is_refused_too(tmp_path):
+    store = open_store(embedded_settings(tmp_path, "edge"))
+    try:
+        with pytest.raises(IndexBusyError, match=f"pid {os.getpid()}"):
+            open_store(embedded_settings(tmp_path, "edge"))
+    finally:
+        store.close()
+    open_store(embedded_settings(tmp_path, "edge")).close()
+
+
+def test_local_mode_opened_without_our_lock_is_reported_busy(tmp_path):
+    settings = embedded_settings(tmp_path, "local")
+    outsider = QdrantClient(path=str(settings.index_dir / "local"))
+    try:
+        with pytest.raises(IndexBusyError, match="another process"):
+            open_store(settings)
+    finally:
+        outsider.close()
+    open_store(settings).close()  # our lock was released after the failure
+
+
+def test_file_lock_records_and_clears_holder(tmp_path):
+    path = tmp_path / "locks" / "batch.lock"
+    path.parent.mkdir()
+    path.write_text("garbage left by a crashed holder")  # a stale file never blocks
+    with FileLock(path, "batch run") as lock:
+        holder = read_holder(path)
+        assert holder is not None and holder.pid == os.getpid() and holder.purpose == "batch run"
+        with pytest.raises(LockBusyError) as err:
+            FileLock(path, "batch run").acquire()
+        assert err.value.holder == holder
+        assert str(err.value).startswith(f"batch run busy: {path} is held by pid {os.getpid()}")
+        assert lock.held
+    assert read_holder(path) is None
+    FileLock(path, "batch run").acquire().release()
+
+
+# --- edge specifics -----------------------------------------------------------------------
+_KILL_AFTER_WRITE = textwrap.dedent(
+    """
+    import os, signal, sys
+    sys.path.insert(0, sys.argv[2])
+    from tests.test_store_contract import CHUNKS, COLL, DENSE, DIM, SPARSE, by_doc
+    from retrieval.store.base import Filter
+    from retrieval.store.edge import EdgeStore
+    s = EdgeStore(sys.argv[1])
+    s.ensure_collection(COLL, DIM)
+    s.upsert(COLL, CHUNKS, DENSE, SPARSE)
+    s.set_payload(COLL, Filter(must=(by_doc("alpha"),)), {"disabled": True})
+    s.delete(COLL, Filter(must=(by_doc("beta"),)))
+    os.kill(os.getpid(), signal.SIGKILL)
+    """
+)
+
+
+def test_edge_loses_nothing_on_kill_9(tmp_path):
+    proc = subprocess.run(
+        [sys.executable, "-c", _KILL_AFTER_WRITE, str(tmp_path / "edge"), str(REPO)],
+        cwd=REPO, capture_output=True, text=True, timeout=120,
+    )
+    assert proc.returncode == -9, proc.stderr
+    s = EdgeStore(tmp_path / "edge")
+    try:
+        assert s.count(COLL) == 8
+        assert s.count(COLL, Filter(must=(Match("disabled", (True,)),))) == 5
+        assert s.retrieve(COLL, [IDS[11]]) == [CHUNKS[11]]
+    finally:
+        s.close()
+
+
+def test_edge_rejects_unsafe_names_and_unmatchable_bools(tmp_path):
+    s = EdgeStore(tmp_path)
+    try:
+        for bad in ("../escape", ".hidden", "a/b", ""):
+            with pytest.raises(ValueError, match="name"):
+                s.ensure_collection(bad, DIM)
+        s.ensure_collection(COLL, DIM)
+        # qdrant-edge-py 0.9.0 sends MatchValue(True) as 1: refuse rather than silently match nothing
+        with pytest.raises(ValueError, match="cannot match booleans"):
+            s.count(COLL, Filter(must=(Match("reviewed", (True,)),)))
+    finally:
+        s.close()

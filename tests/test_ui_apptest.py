@@ -1,0 +1,226 @@
+"""The Streamlit app's pages, driven by Streamlit's AppTest on a real embedded index with real
+documents and the real embedding model (extractive answers: no LLM is configured)."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from retrieval.models import Principal
+from retrieval.settings import Settings
+
+from .conftest import REPO
+from .minipdf import FALCON_PAGES, TRAVEL_POLICY_PAGES, write_pdf
+
+APP = str(REPO / "ui" / "app.py")
+TIMEOUT = 180
+
+
+@dataclass
+class Site:
+    settings: Settings
+    res: object
+    admin_password: str
+    falcon_id: str
+    finance_id: str
+    pdf: Path
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory):
+    from ui.services import get_resources
+    from ui.uploads import Upload, ingest_uploads
+
+    root = tmp_path_factory.mktemp("ui")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("DOCENT_DATA_DIR", str(root / "docent"))
+        mp.setenv("DOCENT_LOCAL_LLM", "none")
+        mp.setenv("DOCENT_AUTH_MODE", "builtin")
+        mp.delenv("DOCENT_LLM_BASE_URL", raising=False)
+        settings = Settings()
+        res = get_resources(settings)  # the same cached resources the app's runs get
+        admin_password = (settings.data_dir / "initial-admin.txt").read_text().split("password: ")[1].split()[0]
+        res.users.add("alice", "alice-password", groups=["staff"])
+        res.users.add("bob", "bob-password")
+        res.users.add("fiona", "fiona-password", groups=["finance"])
+        catalog = res.workspace.catalog
+        catalog.create_collection("Handbook", ["everyone"], ["staff"])
+        finance = catalog.create_collection("Finance", ["finance"], ["finance"])
+        admin = Principal(user="admin", groups=["admins"], is_admin=True)
+        travel = write_pdf(root / "travel-policy.pdf", TRAVEL_POLICY_PAGES, "Travel Policy")
+        falcon = write_pdf(root / "falcon.pdf", FALCON_PAGES, "Project Falcon")
+        for name, path in (("Handbook", travel), ("Finance", falcon)):
+            report = ingest_uploads(res, admin, name, [Upload(path.name, path.read_bytes())])
+            assert [f.status for f in report.files] == ["indexed"], report.files
+        falcon_id = res.workspace.index.list_documents(finance)[0].document_id
+        yield Site(settings, res, admin_password, falcon_id, finance.id, travel)
+
+
+def login(user: str, password: str) -> AppTest:
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT).run()
+    at.text_input(key="login_user").input(user)
+    at.text_input(key="login_password").input(password)
+    at.button[0].click().run()
+    assert not at.exception, at.exception
+    return at
+
+
+def texts(at: AppTest) -> str:
+    parts = [m.value for m in at.markdown] + [c.value for c in at.caption] + [t.value for t in at.title]
+    parts += [e.value for e in at.error] + [e.value for e in at.info] + [w.value for w in at.warning]
+    parts += [s.value for s in at.success]
+    return "\n".join(str(p) for p in parts)
+
+
+def test_login_refuses_a_wrong_password_and_admits_the_first_admin(site):
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT).run()
+    assert "initial-admin.txt" in texts(at)  # the first-start hint says where the password is
+    at.text_input(key="login_user").input("admin")
+    at.text_input(key="login_password").input("not-the-password")
+    at.button[0].click().run()
+    assert "Wrong user name or password." in texts(at)
+    assert not at.title
+
+    at = login("admin", site.admin_password)
+    assert [t.value for t in at.title] == ["Ask your documents"]
+    assert at.multiselect(key="collections").options == ["Finance", "Handbook"]
+
+
+def test_employee_chat_answers_with_citations_sources_and_feedback(site):
+    at = login("alice", "alice-password")
+    assert at.multiselect(key="collections").value == ["Handbook"]
+    at.chat_input[0].set_value("What is the daily meal allowance?").run()
+    assert not at.exception, at.exception
+    html = texts(at)
+    assert '<a class="cite" href="#src-' in html
+    assert re.search(r"<mark>[^<]*The daily meal allowance for business trips is 45 euros per day\.</mark>", html)
+    assert '<span class="src-loc">p. 2</span>' in html
+    # The source panel: page preview after the access check, for a reader of the collection.
+    view = next(b for b in at.button if b.label == "View page")
+    view.click().run()
+    assert not at.exception, at.exception
+    captions = [i.caption for img in at.get("image") for i in img.proto.imgs]
+    assert captions == ["Page 2 of travel-policy.pdf"], "the dialog shows the cited page"
+
+    at.feedback[0].set_value(1).run()
+    records = site.res.feedback.list(user="alice")
+    assert len(records) == 1 and records[0].rating == "up"
+    assert records[0].question == "What is the daily meal allowance?"
+    assert any("45 euros" in p.text for p in records[0].cited_passages)
+    comment = next(t for t in at.text_input if t.placeholder.startswith("Optional"))
+    comment.input("Exactly what I needed").run()
+    assert site.res.feedback.list(user="alice")[0].comment == "Exactly what I needed"
+
+    # A follow-up keeps the conversation; "New chat" clears it.
+    at.chat_input[0].set_value("And within how many days are receipts due?").run()
+    assert len(at.chat_message) == 4 and "30 days" in texts(at)
+    next(b for b in at.button if b.label == "New chat").click().run()
+    assert len(at.chat_message) == 0
+
+
+def test_user_without_access_neither_sees_nor_retrieves_a_collection(site):
+    from ui.downloads import original_file
+    from ui.library import DocumentUnavailableError, readable_documents
+    from ui.services import stream_answer
+
+    at = login("bob", "bob-password")
+    assert at.multiselect(key="collections").options == ["Handbook"]
+    at.chat_input[0].set_value("What is the budget of Project Falcon?").run()
+    assert "9 million" not in texts(at)
+    with pytest.raises(ValueError):
+        at.switch_page("views/admin_collections.py")  # not even registered for employees
+
+    # Below the UI: asking the services directly for the collection returns nothing of it.
+    bob = Principal(user="bob")
+    events = list(stream_answer(site.res, bob, ["Finance"], "What is the budget of Project Falcon?"))
+    final = events[-1].answer
+    assert final.mode == "refused" and not final.passages
+    assert readable_documents(site.res, bob, ["Finance"]) == []
+    with pytest.raises(DocumentUnavailableError):
+        original_file(site.res, bob, site.finance_id, site.falcon_id)
+    fiona = Principal(user="fiona", groups=["finance"])
+    assert original_file(site.res, fiona, site.finance_id, site.falcon_id).data.startswith(b"%PDF")
+
+
+def test_admin_functions_refuse_non_admins(site):
+    from ui import admin_ops as ops
+
+    bob = Principal(user="bob")
+    for call in (lambda: ops.collections_overview(site.res, bob),
+                 lambda: ops.list_users(site.res, bob),
+                 lambda: ops.delete_collection(site.res, bob, "Handbook"),
+                 lambda: ops.export_feedback_zip(site.res, bob)):
+        with pytest.raises(ops.AdminOnlyError):
+            call()
+
+
+def test_upload_page_reports_each_file(site):
+    at = login("alice", "alice-password")
+    at.switch_page("views/upload.py").run()
+    assert at.selectbox(key="upload_collection").options == ["Handbook"]  # Finance is not writable for alice
+    pdf = site.pdf.read_bytes()
+    at.file_uploader[0].set_value([("memo.pdf", pdf.replace(b"Travel Policy", b"Memo Policy!!"), "application/pdf"),
+                                   ("broken.pdf", b"%PDF-1.4 this is not a pdf", "application/pdf")]).run()
+    next(b for b in at.button if b.label == "Add to collection").click().run()
+    assert not at.exception, at.exception
+    table = at.dataframe[0].value
+    results = dict(zip(table["File"], table["Result"]))
+    assert results == {"memo.pdf": "✅ indexed", "broken.pdf": "❌ failed"}
+    reason = table.loc[table["File"] == "broken.pdf", "Details"].iloc[0]
+    assert reason.startswith("corrupt")
+    assert "1 file(s) indexed, 1 failed" in texts(at)
+
+
+def test_admin_pages_manage_collections_documents_history_users(site):
+    at = login("admin", site.admin_password)
+    at.switch_page("views/admin_collections.py").run()
+    assert "Finance" in at.dataframe[0].value["Collection"].tolist()
+    form = at.text_input  # the create form: name, description
+    next(t for t in form if t.label == "Name").input("Scratch")
+    next(b for b in at.button if b.label == "Create collection").click().run()
+    assert "Scratch" in at.dataframe[0].value["Collection"].tolist()
+    at.selectbox(key="admin_collection").select("Scratch").run()
+    at.text_input(key=f"confirm-{site.res.workspace.catalog.get('Scratch').id}").input("Scratch").run()
+    next(b for b in at.button if b.label == "Delete collection").click().run()
+    assert "Scratch" not in at.dataframe[0].value["Collection"].tolist()
+
+    # Documents: disable the travel policy; search no longer finds it for anyone.
+    at.switch_page("views/admin_documents.py").run()
+    at.selectbox(key="docs_collection").select("Handbook").run()
+    assert "travel-policy.pdf" in at.dataframe[0].value["File"].tolist()
+    travel = next(i for i in at.selectbox(key="docs-pick-Handbook").options if "travel-policy" in i)
+    at.selectbox(key="docs-pick-Handbook").select(travel).run()
+    next(b for b in at.button if b.label == "Disable").click().run()
+    row = at.dataframe[0].value.set_index("File").loc["travel-policy.pdf"]
+    assert row["Status"] == "disabled"
+    from ui.services import stream_answer
+
+    final = list(stream_answer(site.res, Principal(user="alice", groups=["staff"]), ["Handbook"],
+                               "What is the daily meal allowance?"))[-1].answer
+    assert all("travel-policy" not in p.path for p in final.passages)
+    next(b for b in at.button if b.label == "Enable").click().run()
+    assert at.dataframe[0].value.set_index("File").loc["travel-policy.pdf"]["Status"] == "searchable"
+
+    at.switch_page("views/admin_history.py").run()
+    at.selectbox(key="history_period").select("All time").run()
+    history = at.dataframe[0].value
+    assert set(history["Source"]) == {"upload"} and history["Failed"].sum() == 1
+    assert "broken.pdf" in at.expander[0].children[0].value["File"].iloc[0] if at.expander else False
+
+    at.switch_page("views/admin_users.py").run()
+    assert {"admin", "alice", "bob", "fiona"} <= set(at.dataframe[0].value["User"])
+    at.switch_page("views/admin_feedback.py").run()
+    assert "Exactly what I needed" in at.dataframe[0].value["Comment"].tolist()
+
+
+def test_removed_user_is_logged_out_at_the_next_click(site):
+    site.res.users.add("temp", "temp-password")
+    at = login("temp", "temp-password")
+    assert at.title
+    site.res.users.remove("temp")
+    at.run()
+    assert not at.title and "Log in" in [b.label for b in at.button]

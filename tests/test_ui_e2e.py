@@ -1,0 +1,190 @@
+"""End to end in a real browser: Debian's Chromium driven by Playwright against `streamlit run`
+(started the way `docent ui` starts it), a real embedded index and the real embedding model.
+
+Needs /usr/bin/chromium (`bash scripts/ensure_browser.sh`); Playwright's own browser download
+is never used.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from .conftest import REPO, make_settings
+from .minipdf import FALCON_PAGES, TRAVEL_POLICY_PAGES, write_pdf
+
+CHROMIUM = "/usr/bin/chromium"
+SCREENSHOTS = REPO / "docs" / "screenshots"
+pytestmark = pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="run scripts/ensure_browser.sh first")
+
+ADMIN_PW = "admin-password-1"
+BOB_PW = "bob-password-1"
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory, embedder):
+    """A data folder with users, two collections and the Finance report indexed, then the app."""
+    from ingest.batch import BatchIngest
+    from ingest.indexer import DocumentIndexer
+    from ingest.parse import parse_file
+    from retrieval.workspace import Workspace
+    from ui.auth.users import UserStore
+    from ui.cli.ui_cmds import streamlit_command
+
+    root = tmp_path_factory.mktemp("e2e")
+    settings = make_settings(root / "docent", local_llm="none")
+    users = UserStore.from_settings(settings)
+    users.add("admin", ADMIN_PW, role="admin")
+    users.add("bob", BOB_PW)
+    falcon = write_pdf(root / "falcon.pdf", FALCON_PAGES, "Project Falcon")
+    with Workspace(settings, embedder=embedder) as ws:  # closed again: the app must hold the index alone
+        ws.catalog.create_collection("Handbook", ["everyone"], ["staff"])
+        ws.catalog.create_collection("Finance", ["finance"], ["finance"])
+        rec = ws.ready_collection("Finance")
+        indexer = DocumentIndexer(settings, ws.index, ws.embedder)
+        BatchIngest(ws.index, indexer, lambda p: parse_file(p, 10)).run(rec, [falcon])
+    travel = write_pdf(root / "travel-policy.pdf", TRAVEL_POLICY_PAGES, "Travel Policy")
+
+    port = _free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DOCENT_")}
+    env.update(DOCENT_DATA_DIR=str(settings.data_dir), DOCENT_LOCAL_LLM="none", HF_HUB_OFFLINE="1",
+               TRANSFORMERS_OFFLINE="1")
+    log = (root / "streamlit.log").open("w")
+    proc = subprocess.Popen(streamlit_command(settings, port, "127.0.0.1"), cwd=REPO, env=env,
+                            stdout=log, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 90
+        while True:
+            try:
+                urllib.request.urlopen(url + "/_stcore/health", timeout=2)
+                break
+            except OSError:
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError("streamlit did not start: " + (root / "streamlit.log").read_text()[-2000:])
+                time.sleep(0.3)
+        yield {"url": url, "travel": travel, "log": root / "streamlit.log"}
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        log.close()
+
+
+@pytest.fixture(scope="module")
+def browser():
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, args=[
+            "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+            "--disable-sync", "--no-first-run"])
+        yield b
+        b.close()
+
+
+@pytest.fixture
+def page(browser):
+    context = browser.new_context(viewport={"width": 1400, "height": 1000})
+    context.set_default_timeout(60_000)
+    pg = context.new_page()
+    yield pg
+    context.close()
+
+
+def log_in(page, url: str, user: str, password: str) -> None:
+    page.goto(url)
+    page.get_by_label("User name").fill(user)
+    page.get_by_label("Password").fill(password)
+    page.get_by_role("button", name="Log in").click()
+    page.get_by_role("heading", name="Ask your documents").wait_for()
+
+
+def ask(page, question: str) -> None:
+    box = page.get_by_test_id("stChatInputTextArea")
+    box.fill(question)
+    box.press("Enter")
+
+
+def test_upload_ask_click_citation_and_see_the_page(server, page):
+    log_in(page, server["url"], "admin", ADMIN_PW)
+    page.get_by_role("link", name="Upload").click()
+    page.get_by_role("heading", name="Add documents").wait_for()
+    page.get_by_test_id("stSelectbox").filter(has_text="Collection").click()
+    page.get_by_role("option", name="Handbook").click()
+    page.locator("input[type=file]").set_input_files(str(server["travel"]))
+    page.get_by_role("button", name="Add to collection").click()
+    page.get_by_text("1 file(s) indexed").wait_for(timeout=120_000)
+    assert page.get_by_text("✅ indexed").count() or page.locator("[data-testid=stDataFrame]").count()
+
+    page.get_by_role("link", name="Ask").click()
+    page.get_by_role("heading", name="Ask your documents").wait_for()
+    ask(page, "What is the daily meal allowance?")
+    cite = page.locator("a.cite").first
+    cite.wait_for(timeout=120_000)
+    target = cite.get_attribute("href")
+    cite.click()
+    # The citation leads to its source card: title, page, and the quote highlighted.
+    page.wait_for_function("h => location.hash === h", arg=target)
+    card = page.locator(f"div.src-card{target}")
+    assert card.is_visible()
+    assert "Travel Policy" in card.inner_text() and "p. 2" in card.inner_text()
+    assert "45 euros per day" in card.locator("mark").first.inner_text()
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SCREENSHOTS / "chat.png"), full_page=False)
+
+    # The source panel shows the cited page of the original PDF.
+    page.get_by_role("button", name="View page").first.click()
+    dialog = page.get_by_role("dialog")
+    dialog.get_by_text("Page 2 of travel-policy.pdf").wait_for()
+    assert dialog.get_by_role("button", name="Open at page 2").is_visible()
+    assert dialog.get_by_role("button", name="Download original").is_visible()
+    assert dialog.locator("img").first.is_visible()
+    page.screenshot(path=str(SCREENSHOTS / "source-page.png"))
+    page.keyboard.press("Escape")
+
+    page.get_by_role("link", name="Documents").click()
+    page.get_by_role("heading", name="Documents").wait_for()
+    page.get_by_text("travel-policy.pdf").first.wait_for()
+    page.screenshot(path=str(SCREENSHOTS / "admin-documents.png"))
+
+
+def test_user_without_access_cannot_see_or_retrieve_a_collection(server, page):
+    log_in(page, server["url"], "bob", BOB_PW)
+    sidebar = page.get_by_test_id("stSidebar")
+    picker = sidebar.get_by_test_id("stMultiSelect")
+    assert "Finance" not in picker.inner_text()
+    picker.click()
+    options = [o.inner_text() for o in page.get_by_role("option").all()]
+    assert "Finance" not in options
+    page.keyboard.press("Escape")
+    assert sidebar.get_by_role("link", name="Collections").count() == 0  # no admin pages
+
+    ask(page, "What is the confidential budget of Project Falcon?")
+    page.get_by_test_id("stChatMessage").nth(1).wait_for(timeout=120_000)
+    page.wait_for_function(
+        "() => !document.body.innerText.includes('Searching your documents')", timeout=120_000)
+    body = page.locator("body").inner_text()
+    assert "9 million" not in body and "Falcon budget" not in body
+    assert not re.search(r"falcon\.pdf", body, re.I)
+
+    # An admin URL typed by hand falls back to the assistant: the page is not registered for bob.
+    page.goto(server["url"] + "/admin-collections")
+    page.get_by_role("heading", name="Ask your documents").or_(page.get_by_label("User name")).first.wait_for()
+    assert page.get_by_role("heading", name="Collections").count() == 0

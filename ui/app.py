@@ -1,0 +1,91 @@
+"""Docent's browser app (``docent ui``): login, then the assistant pages and, for admins, the
+admin pages. This script only decides who is here and which pages they get; the pages render,
+``ui.services`` and friends do the work.
+
+Everything runs inside ``main()``: the parser sandbox spawns worker interpreters, and a spawned
+child re-imports the parent's main script (this file, under Streamlit) as ``__mp_main__``; it
+must find nothing to run and nothing heavy to import.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+_REPO = Path(__file__).resolve().parent.parent
+if str(_REPO) not in sys.path:  # `streamlit run ui/app.py` puts ui/, not the repo, on the path
+    sys.path.insert(0, str(_REPO))
+
+
+def _pages(is_admin: bool) -> dict:
+    import streamlit as st
+
+    assistant = [
+        st.Page("views/chat.py", title="Ask", icon="💬", url_path="ask", default=True),
+        st.Page("views/summarize.py", title="Summarize", icon="📝", url_path="summarize"),
+        st.Page("views/upload.py", title="Upload", icon="⬆️", url_path="upload"),
+    ]
+    admin = [
+        st.Page("views/admin_collections.py", title="Collections", icon="🗂️", url_path="admin-collections"),
+        st.Page("views/admin_documents.py", title="Documents", icon="📄", url_path="admin-documents"),
+        st.Page("views/admin_history.py", title="Ingestion history", icon="🕘", url_path="admin-history"),
+        st.Page("views/admin_users.py", title="Users & groups", icon="👥", url_path="admin-users"),
+        st.Page("views/admin_feedback.py", title="Feedback", icon="👍", url_path="admin-feedback"),
+    ]
+    # Admin pages are not even registered for others: their URLs fall back to the default page.
+    return {"Assistant": assistant, "Admin": admin} if is_admin else {"Assistant": assistant}
+
+
+def main() -> None:
+    import streamlit as st
+
+    from retrieval.settings import Settings
+    from ui import theme
+    from ui.auth.login import can_logout, current_principal, logout, render_login
+    from ui.library import readable_collections
+    from ui.services import get_resources
+    from ui.views.common import CTX_KEY, PageContext, friendly_errors, plain_error
+
+    st.set_page_config(page_title="Docent", page_icon="📚", layout="wide", initial_sidebar_state="expanded")
+    theme.apply()
+
+    settings = Settings()
+    res = get_resources(settings)
+    principal = current_principal(settings, res.users)
+    if principal is None:
+        st.session_state.pop(CTX_KEY, None)
+        render_login(settings, res.users)
+        theme.footer()
+        st.stop()
+
+    nav = st.navigation(_pages(principal.is_admin), position="sidebar")
+    ctx = PageContext(res, principal)
+    with st.sidebar:
+        st.markdown('<div class="docent-brand">📚 <span>Docent</span></div>', unsafe_allow_html=True)
+        st.caption(f"Signed in as **{principal.user}**" + (" · admin" if principal.is_admin else ""))
+        try:
+            ctx.readable = readable_collections(res, principal)
+        except Exception as exc:
+            st.error(plain_error(exc))
+        names = ctx.readable_names
+        if "collections" in st.session_state:
+            st.session_state["collections"] = [c for c in st.session_state["collections"] if c in names]
+        else:
+            st.session_state["collections"] = list(names)
+        ctx.selected = st.multiselect(
+            "Collections", names, key="collections", placeholder="Pick collections to search",
+            help="The assistant answers from the documents in these collections.",
+        )
+        llm = res.llm
+        st.caption("Model: " + (llm.label if llm.client is not None else "none (extracted answers)"))
+        if can_logout(settings) and st.button("Log out", icon=":material/logout:", width="stretch"):
+            logout(settings)
+
+    st.session_state[CTX_KEY] = ctx
+    with friendly_errors():
+        nav.run()
+    theme.footer()
+
+
+if __name__ == "__main__":
+    main()

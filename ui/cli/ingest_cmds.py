@@ -1,0 +1,94 @@
+"""``docent ingest``: the batch job cron runs."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import sys
+import time
+from pathlib import Path
+
+from ingest.batch import BatchIngest
+from ingest.indexer import DocumentIndexer
+from ingest.report import EXIT_USAGE
+from ingest.sandbox import ParserPool
+from retrieval.settings import Settings
+from retrieval.store.lock import FileLock
+from retrieval.workspace import Workspace
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("ingest", help="index PDF/DOCX files and folders into a collection (cron-safe)")
+    p.add_argument("paths", nargs="+", type=Path, help="files or folders")
+    p.add_argument("--collection", "-c", required=True, help="collection name (created if missing)")
+    p.add_argument("--prune", action="store_true", help="remove documents whose files under PATHS disappeared")
+    p.add_argument("--report", type=Path, help="write the run report as JSON to this file")
+    p.add_argument("--json", action="store_true", help="print the run report as one JSON object")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar even on a terminal")
+    p.set_defaults(func=run)
+
+
+def _safe(name: str) -> str:
+    return re.sub(r"[^\w.-]+", "_", name)
+
+
+def _progress_bar(enabled: bool):
+    if not enabled:
+        return None, lambda: None
+    from tqdm import tqdm
+
+    bar = tqdm(unit="file", file=sys.stderr, dynamic_ncols=True)
+
+    def update(path: str, done: int, total: int) -> None:
+        bar.total = total
+        bar.n = done
+        bar.set_postfix_str(Path(path).name[-40:], refresh=False)
+        bar.refresh()
+
+    return update, bar.close
+
+
+def run(settings: Settings, args: argparse.Namespace) -> int:
+    missing = [str(p) for p in args.paths if not p.exists()]
+    if missing and len(missing) == len(args.paths):
+        print(f"docent: no such file or folder: {', '.join(missing)}", file=sys.stderr)
+        return EXIT_USAGE
+    roots = [p.resolve() for p in args.paths]
+    settings.lock_dir.mkdir(parents=True, exist_ok=True)
+    # The run lock is taken before the index is opened, so an overlapping cron run exits at
+    # once naming the holder; it is per collection, so disjoint jobs can share a Qdrant server.
+    with FileLock(settings.lock_dir / f"ingest-{_safe(args.collection)}.lock", "ingest of this collection"):
+        with Workspace(settings) as ws, ParserPool(
+            timeout_s=settings.parse_timeout_s, memory_mb=settings.parse_memory_mb, max_file_mb=settings.max_file_mb
+        ) as pool:
+            rec = ws.ready_collection(args.collection, create=True)
+            indexer = DocumentIndexer(settings, ws.index, ws.embedder)
+            progress, close_bar = _progress_bar(sys.stderr.isatty() and not args.no_progress and not args.json)
+            try:
+                report = BatchIngest(ws.index, indexer, pool.parse).run(rec, roots, prune=args.prune, progress=progress)
+            finally:
+                close_bar()
+            data = report.to_json_dict()
+            ws.catalog.add_run(rec.id, report.started_at, report.finished_at, report.exit_code, report.summary_line(), data)
+    _write_report(settings, args, data)
+    if args.json:
+        print(json.dumps(data, ensure_ascii=False))
+    else:
+        for f in report.files:
+            if f.status == "failed":
+                print(f"FAILED  {f.path}: {f.reason}", file=sys.stderr)
+            for w in f.warnings:
+                print(f"WARNING {f.path}: {w}", file=sys.stderr)
+        print(report.summary_line())
+    return report.exit_code
+
+
+def _write_report(settings: Settings, args: argparse.Namespace, data: dict) -> None:
+    text = json.dumps(data, ensure_ascii=False, indent=2)
+    settings.reports_dir.mkdir(parents=True, exist_ok=True)
+    stamp = time.strftime("%Y%m%d-%H%M%S", time.gmtime(data["started_at"]))
+    (settings.reports_dir / f"ingest-{stamp}-{args.collection}.json").write_text(text, encoding="utf-8")
+    if args.report:
+        args.report.parent.mkdir(parents=True, exist_ok=True)
+        args.report.write_text(text, encoding="utf-8")

@@ -1,0 +1,82 @@
+"""``docent search "question" --collection NAME``: ranked passages with their provenance."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import textwrap
+
+from retrieval.models import Passage, Principal
+from retrieval.rerank import RerankerUnavailableError
+from retrieval.search import SEARCH_MODES, SearchError, Searcher
+from retrieval.settings import Settings
+from retrieval.workspace import Workspace
+
+LOCAL_ADMIN = "local-admin"
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "search",
+        help="search collections and print ranked passages with document, page/section and offsets",
+        description="Search as a user: with --as-user U --groups g1,g2 only passages that user may read are "
+        "returned. Without --as-user the search runs as a local administrator (every document that is "
+        "not disabled), since whoever can run this command can read the index files anyway.",
+    )
+    p.add_argument("question")
+    p.add_argument("--collection", "-c", action="append", required=True,
+                   help="collection to search (repeat for several)")
+    p.add_argument("--as-user", metavar="U", help="search as this user (needs --groups)")
+    p.add_argument("--groups", metavar="G1,G2", help="the user's groups, comma-separated (with --as-user)")
+    p.add_argument("--mode", choices=SEARCH_MODES, help="default: hybrid+rerank when a reranker is "
+                   "configured, else hybrid")
+    p.add_argument("-k", type=int, default=8, help="passages to return (default 8)")
+    p.add_argument("--window", type=int, default=0, help="neighbouring chunks of context on each side")
+    p.add_argument("--document", action="append", metavar="ID", help="only this document id (repeatable)")
+    p.add_argument("--json", action="store_true", help="print the search report as JSON")
+    p.set_defaults(func=run)
+
+
+def principal_from_args(args: argparse.Namespace) -> Principal:
+    if args.as_user is None:
+        if args.groups:
+            raise SearchError("--groups needs --as-user")
+        return Principal(user=LOCAL_ADMIN, is_admin=True)
+    groups = [g.strip() for g in (args.groups or "").split(",") if g.strip()]
+    return Principal(user=args.as_user, groups=groups)
+
+
+def _where(p: Passage) -> str:
+    parts = [p.title or p.path]
+    if p.page is not None:
+        parts.append(f"p. {p.page}" if p.page_end in (None, p.page) else f"pp. {p.page}-{p.page_end}")
+    if p.heading_path:
+        parts.append(" > ".join(p.heading_path))
+    parts.append(f"chars {p.start}-{p.end}")
+    return " | ".join(parts)
+
+
+def run(settings: Settings, args: argparse.Namespace) -> int:
+    try:
+        principal = principal_from_args(args)
+        with Workspace(settings) as ws:
+            searcher = Searcher.from_workspace(ws)
+            report = searcher.search(args.question, principal, args.collection, mode=args.mode or searcher.best_mode,
+                                     k=args.k, document_ids=args.document, window=args.window)
+    except (SearchError, RerankerUnavailableError) as exc:
+        print(f"docent: {exc}", file=sys.stderr)
+        return 2
+    if args.json:
+        print(report.model_dump_json())
+        return 0
+    who = "local admin" if principal.is_admin else f"{principal.user} ({', '.join(principal.groups) or 'no groups'})"
+    print(f"{len(report.passages)} passage(s) from {', '.join(report.collections) or 'no indexed collection'} "
+          f"as {who}, {report.retrieval_ms:.0f} ms")
+    print("stages: " + "; ".join(report.stages))
+    for i, p in enumerate(report.passages, 1):
+        print(f"\n[{i}] {p.score:.4f}  {_where(p)}\n    {p.path}")
+        body = (f"… {p.context_before[-200:]} ⟨" if p.context_before else "") + p.text + (
+            f"⟩ {p.context_after[:200]} …" if p.context_after else "")
+        print(textwrap.indent(textwrap.fill(body, width=100, replace_whitespace=False), "    "))
+    return 0

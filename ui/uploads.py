@@ -1,0 +1,94 @@
+"""Uploads from the browser: saved under the data folder, then ingested in-process through the
+same index the app holds (the embedded engine allows one opener, so no batch job can do it)."""
+
+from __future__ import annotations
+
+import re
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+from ingest.discover import SUPPORTED_SUFFIXES
+from ingest.report import FileResult, IngestReport
+from retrieval.access import can_write_collection
+from retrieval.catalog import CollectionRecord
+from retrieval.models import Principal
+from ui.services import Resources
+
+Progress = Callable[[str, int, int], None]
+
+
+class UploadNotAllowedError(PermissionError):
+    pass
+
+
+@dataclass(frozen=True)
+class Upload:
+    name: str
+    data: bytes
+
+
+def upload_dir(res: Resources, rec: CollectionRecord) -> Path:
+    return (res.settings.data_dir / "uploads" / rec.id).resolve()
+
+
+def safe_name(name: str) -> str:
+    """The file name only (never a path), with characters that trouble shells and URLs replaced."""
+    base = Path(name.replace("\\", "/")).name.strip()
+    base = re.sub(r"[^\w.\- ()]+", "_", base, flags=re.UNICODE).strip(" .")
+    return base[:120]
+
+
+def ingest_uploads(res: Resources, principal: Principal, collection: str, files: list[Upload],
+                   progress: Progress | None = None) -> IngestReport:
+    """Save and index ``files``; a file with the name of an earlier upload replaces it (a new
+    version of the same document)."""
+    from ingest.batch import BatchIngest
+    from ingest.indexer import DocumentIndexer
+    from ingest.sandbox import ParserPool
+
+    settings = res.settings
+    ws = res.workspace
+    rec = ws.catalog.get(collection)
+    if not can_write_collection(principal, rec):
+        raise UploadNotAllowedError(f"You may not add documents to {rec.name!r}; ask an administrator "
+                                    "for write access.")
+    report = IngestReport(collection=rec.name, started_at=time.time())
+    folder = upload_dir(res, rec)
+    folder.mkdir(parents=True, exist_ok=True)
+    paths: list[Path] = []
+    for f in files:
+        name = safe_name(f.name)
+        if not name or Path(name).suffix.lower() not in SUPPORTED_SUFFIXES:
+            report.files.append(FileResult(path=f.name, status="skipped",
+                                           reason="only PDF and DOCX files can be added"))
+            continue
+        if len(f.data) > settings.max_file_mb * 1024 * 1024:
+            report.files.append(FileResult(path=f.name, status="failed",
+                                           reason=f"too_large: over the {settings.max_file_mb} MB limit"))
+            continue
+        path = folder / name
+        tmp = path.with_name(f".{name}.part")
+        tmp.write_bytes(f.data)
+        tmp.replace(path)  # a reader never sees half a file
+        paths.append(path)
+
+    if paths:
+        with res.write_lock:
+            rec = ws.ready_collection(rec.name)
+            with ParserPool(timeout_s=settings.parse_timeout_s, memory_mb=settings.parse_memory_mb,
+                            max_file_mb=settings.max_file_mb) as pool:
+                indexer = DocumentIndexer(settings, ws.index, ws.embedder)
+                batch = BatchIngest(ws.index, indexer, pool.parse).run(rec, paths, progress=progress)
+            report.files.extend(batch.files)
+            report.finished_at = time.time()
+            ws.catalog.add_run(rec.id, report.started_at, report.finished_at, report.exit_code,
+                               _summary(report, principal), report.to_json_dict() | {"source": "upload",
+                                                                                      "user": principal.user})
+    report.finished_at = report.finished_at or time.time()
+    return report
+
+
+def _summary(report: IngestReport, principal: Principal) -> str:
+    return f"upload by {principal.user}: " + report.summary_line()

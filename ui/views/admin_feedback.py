@@ -1,0 +1,52 @@
+"""Admin · Feedback: thumbs up/down with comments, and their export as an evaluation set."""
+
+from __future__ import annotations
+
+import time
+
+import streamlit as st
+
+from ui import admin_ops as ops
+from ui import theme
+from ui.render import answer_html
+from ui.views.common import context, fmt_time
+
+
+def render() -> None:
+    ctx = context(admin=True)
+    st.title("Feedback")
+    everything = ops.list_feedback(ctx.res, ctx.principal)
+    if not everything:
+        theme.empty_state("No feedback yet",
+                          "Thumbs up and down that users give on answers appear here, with their question, "
+                          "the passages and the answer.")
+        return
+    ups = sum(r.rating == "up" for r in everything)
+    a, b, c = st.columns(3)
+    a.metric("Ratings", len(everything))
+    b.metric("👍 Helpful", ups)
+    c.metric("👎 Not helpful", len(everything) - ups)
+    choice = st.segmented_control("Show", ["All", "👍", "👎"], default="All", key="feedback_filter")
+    rating = {"👍": "up", "👎": "down"}.get(choice or "All")
+    records = [r for r in everything if rating is None or r.rating == rating]
+    st.dataframe([{"When": fmt_time(r.created_at), "User": r.user, "Rating": "👍" if r.rating == "up" else "👎",
+                   "Question": r.question, "Comment": r.comment or "—",
+                   "Cited": ", ".join(dict.fromkeys(p.title for p in r.cited_passages)) or "—"} for r in records],
+                 hide_index=True, width="stretch")
+    for r in records[:50]:
+        with st.expander(f"{'👍' if r.rating == 'up' else '👎'} {r.question[:90]}"):
+            st.markdown(answer_html(r.answer, f"fb{r.id}"), unsafe_allow_html=True)
+            if r.comment:
+                st.caption(f"Comment: {r.comment}")
+
+    st.subheader("Export as evaluation set")
+    st.caption("BEIR layout: corpus.jsonl (the passages shown), queries.jsonl, qrels/test.tsv (cited passages of "
+               "👍 answers relevant, of 👎 answers judged not relevant). Unzip and run "
+               "`docent eval docent-feedback`.")
+    st.download_button("Download evaluation set (.zip)", data=lambda: ops.export_feedback_zip(ctx.res, ctx.principal),
+                       file_name=f"docent-feedback-{time.strftime('%Y%m%d')}.zip", mime="application/zip",
+                       icon=":material/download:", on_click="ignore")
+
+
+if __name__ == "__main__":
+    render()

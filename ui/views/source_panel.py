@@ -1,0 +1,62 @@
+"""The source panel: one cited passage with its page, opened from a source card.
+
+Bytes and page images are fetched only here, after ``ui.library.readable_document`` checked
+the logged-in user again: a source card kept in a session cannot outlive a revoked access.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import streamlit as st
+
+from retrieval.models import Passage
+from ui.downloads import OriginalMissingError, open_at_page_html, original_file, page_image
+from ui.render import highlight, location
+from ui.views.common import PageContext, plain_error
+
+
+def action_row(ctx: PageContext, passage: Passage, quotes: Sequence[str], key: str) -> None:
+    """Buttons under a source card: open the source panel, download the original."""
+    left, right, _ = st.columns([1, 1, 3])
+    if left.button("View page" if passage.page else "View source", key=f"view-{key}",
+                   icon=":material/visibility:", width="stretch"):
+        source_dialog(ctx, passage, list(quotes))
+    name = passage.path.rsplit("/", 1)[-1]
+
+    def data() -> bytes:
+        return original_file(ctx.res, ctx.principal, passage.collection, passage.document_id).data
+
+    right.download_button("Download", data=data, file_name=name, key=f"dl-{key}", on_click="ignore",
+                          icon=":material/download:", width="stretch")
+
+
+@st.dialog("Source", width="large")
+def source_dialog(ctx: PageContext, passage: Passage, quotes: list[str]) -> None:
+    where = location(passage.page, passage.heading_path, passage.page_end)
+    st.markdown(f"#### {passage.title}")
+    st.caption(" · ".join(x for x in (where, passage.path.rsplit("/", 1)[-1]) if x))
+    st.markdown(f'<div class="src-card"><div class="src-body">{highlight(passage.text, quotes, 2000)}</div></div>',
+                unsafe_allow_html=True)
+    try:
+        file = original_file(ctx.res, ctx.principal, passage.collection, passage.document_id)
+    except OriginalMissingError as exc:
+        st.warning(str(exc))
+        return
+    except Exception as exc:
+        st.error(plain_error(exc))
+        return
+    cols = st.columns([1, 1, 2])
+    opener = open_at_page_html(file, passage.page, f"Open at page {passage.page}" if passage.page else "Open PDF")
+    if opener:
+        with cols[0]:
+            st.html(opener, unsafe_allow_javascript=True)
+    cols[1].download_button("Download original", data=file.data, file_name=file.name, mime=file.mime,
+                            key=f"dlg-{passage.document_id}-{passage.start}", on_click="ignore",
+                            icon=":material/download:")
+    if passage.page:
+        png = page_image(ctx.res, ctx.principal, passage.collection, passage.document_id, passage.page)
+        if png:
+            st.image(png, caption=f"Page {passage.page} of {file.name}", width="stretch")
+        else:
+            st.caption("No page preview for this file; open or download it to see the page.")
