@@ -143,7 +143,8 @@ def cited_sentences(text: str) -> list[CitedSentence]:
 def claim_text(sentence: str) -> str:
     """A sentence without its marks and list bullet, whitespace tidied."""
     claim = _LIST_PREFIX.sub("", MARKER_RE.sub("", sentence))
-    return re.sub(r"\s+([.,;:!?])", r"\1", re.sub(r"\s{2,}", " ", claim)).strip()
+    claim = re.sub(r"\s+([.,;:!?])", r"\1", re.sub(r"\s{2,}", " ", claim)).strip()
+    return claim if any(c.isalnum() for c in claim) else ""  # "[1]." alone is no claim
 
 
 def _ids_in(text: str) -> list[int]:

@@ -105,7 +105,8 @@ def ground(
             if prev is None or (ok, span.score) > (prev[1], prev[0].score):
                 best[n] = (span, ok or (prev[1] if prev else False))
 
-    if not any(s.supported and s.citations for s in sentences):
+    supported = [s.text for s in sentences if s.supported and s.citations]
+    if not supported or not checker.covers_question(question, supported):
         return refused(question, passages, removed=removed)
 
     return Answer(

@@ -36,6 +36,11 @@ _STOP_WORDS = frozenset(
 )
 
 
+# Chinese particles and interrogatives: a bigram containing one ("司的", "是什") says nothing
+# about content, and questions are full of them.
+_CJK_FUNCTION_CHARS = frozenset("的了吗呢吧啊么什哪谁")
+
+
 @lru_cache(maxsize=1)
 def _stemmer():
     import snowballstemmer
@@ -55,9 +60,14 @@ def terms(text: str) -> list[str]:
     for run in _RUN_RE.findall(_normalise(text)):
         if _CJK_RE.match(run):
             if len(run) == 1:
-                out.append(run)
+                if run not in _CJK_FUNCTION_CHARS:
+                    out.append(run)
             else:
-                out.extend(run[i : i + 2] for i in range(len(run) - 1))
+                out.extend(
+                    bigram
+                    for bigram in (run[i : i + 2] for i in range(len(run) - 1))
+                    if not (_CJK_FUNCTION_CHARS & set(bigram))
+                )
         elif run not in _STOP_WORDS:
             out.append(run if _DIGIT_RE.search(run) else stem(run))
     return out

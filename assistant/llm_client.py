@@ -164,8 +164,8 @@ class LLMClient:
             try:
                 return self._with_retries(lambda: self._server_count(info, value))
             except LLMServerError as exc:
-                # A proxy in front of the server may not route /tokenize: estimate from now on.
-                self._tokenize_broken = True
+                # A proxy in front of the server may not route /tokenize: then estimate from now on.
+                self._tokenize_broken = exc.status in (404, 405, 501)
                 log.warning("token counting on the server failed (%s); estimating instead", exc)
         return estimate_tokens(value) if isinstance(value, str) else estimate_message_tokens(value)
 
@@ -212,14 +212,28 @@ class LLMClient:
             time.sleep(self._backoff(attempt))
             attempt += 1
 
-    def complete(self, messages: Messages, **kw: Any) -> str:
-        return "".join(self.stream(messages, **kw))
+    def complete(
+        self,
+        messages: Messages,
+        *,
+        max_tokens: int | None = None,
+        json_schema: dict | None = None,
+        temperature: float | None = None,
+    ) -> str:
+        return "".join(self.stream(messages, max_tokens=max_tokens, json_schema=json_schema, temperature=temperature))
 
-    async def acomplete(self, messages: Messages, **kw: Any) -> str:
+    async def acomplete(
+        self,
+        messages: Messages,
+        *,
+        max_tokens: int | None = None,
+        json_schema: dict | None = None,
+        temperature: float | None = None,
+    ) -> str:
         """The whole answer, for many concurrent requests (map-reduce summaries)."""
         _check_messages(messages)
         info = self._info or await asyncio.to_thread(self.info)
-        kwargs = self._call_kwargs(info, kw.get("max_tokens"), kw.get("json_schema"), kw.get("temperature"))
+        kwargs = self._call_kwargs(info, max_tokens, json_schema, temperature)
         attempt = 0
         while True:
             parts: list[str] = []
@@ -319,17 +333,11 @@ class LLMClient:
     def _should_retry(self, exc: BaseException, attempt: int) -> bool:
         if attempt >= self.settings.llm_retries:
             return False
-        if isinstance(exc, LLMServerError):
-            return exc.status is not None and (exc.status == 429 or exc.status >= 500)
-        if isinstance(exc, LLMUnavailableError | LLMTimeoutError):
-            return isinstance(exc, LLMUnavailableError)
-        if isinstance(exc, openai.APITimeoutError | httpx.TimeoutException):
-            return False
-        if isinstance(exc, openai.APIConnectionError | httpx.TransportError):
-            return True
-        if isinstance(exc, openai.APIStatusError):
-            return exc.status_code == 429 or exc.status_code >= 500
-        return False
+        err = exc if isinstance(exc, LLMError) else self._translate(exc)
+        if isinstance(err, LLMServerError):
+            return err.status is not None and (err.status == 429 or err.status >= 500)
+        # Unreachable: retry. Timed out: the server is alive but slow, and a retry doubles the wait.
+        return isinstance(err, LLMUnavailableError)
 
     @staticmethod
     def _backoff(attempt: int) -> float:

@@ -18,6 +18,7 @@ from typing import Callable, Iterator
 from ingest.discover import discover, under_roots
 from ingest.errors import ParseError
 from ingest.indexer import DocumentIndexer, SourceFile
+from ingest.partition import Partition
 from ingest.parsed import ParsedDocument
 from ingest.report import FileResult, IngestReport
 from retrieval.catalog import CollectionRecord
@@ -65,9 +66,13 @@ class BatchIngest:
         self.parse = parse
 
     def run(self, rec: CollectionRecord, roots: list[Path], prune: bool = False,
-            progress: ProgressFn | None = None) -> IngestReport:
+            progress: ProgressFn | None = None, partition: Partition | None = None) -> IngestReport:
+        """``partition``: only this worker's share of the files (``--partition K/N``); pruning
+        then touches only paths of that share, never another worker's."""
         report = IngestReport(collection=rec.name, started_at=time.time())
         found = discover(roots)
+        if partition is not None:
+            found = partition.select(found)
         for p in found.missing:
             report.files.append(FileResult(path=str(p), status="failed", reason="not found"))
         for p in found.skipped:
@@ -102,7 +107,8 @@ class BatchIngest:
         if prune:
             seen = {str(p) for p in found.supported}
             for path, infos in versions.items():
-                if path not in seen and under_roots(path, roots) and not os.path.exists(path):
+                if (path not in seen and under_roots(path, roots) and not os.path.exists(path)
+                        and (partition is None or partition.owns(path))):
                     self.index.remove_document(rec, infos[0].document_id)
                     report.files.append(FileResult(path=path, status="removed", chunks=infos[0].n_chunks))
         report.finished_at = time.time()

@@ -91,12 +91,15 @@ def span_text(c: Chunk) -> str:
     return c.text[len(c.text) - n :] if 0 <= n <= len(c.text) else c.text
 
 
-def _gap(prev_end: int, start: int) -> str:
-    # The characters between two chunks are whitespace the chunker trimmed: one character is
-    # a space inside a paragraph, more is the blank line between blocks.
+def _gap(prev_end: int, start: int, table: bool) -> str:
+    # The characters between two chunks are whitespace the chunker trimmed: inside a table a
+    # row break; otherwise one character is a space inside a paragraph, more the blank line
+    # between blocks.
     gap = start - prev_end
     if gap <= 0:
         return ""
+    if table:
+        return "\n"
     return " " if gap == 1 else "\n\n"
 
 
@@ -110,6 +113,7 @@ def stitch(chunks: Iterable[Chunk], after: int | None = None, until: int | None 
     """
     parts: list[str] = []
     cur = after
+    prev_table = False
     for c in chunks:
         lo = c.start if cur is None else max(c.start, cur)
         hi = c.end if until is None else min(c.end, until)
@@ -118,11 +122,12 @@ def stitch(chunks: Iterable[Chunk], after: int | None = None, until: int | None 
         whole = span_text(c)
         piece = whole[lo - c.start : hi - c.start]
         if parts:
-            parts.append(_gap(cur, lo))
+            parts.append(_gap(cur, lo, c.kind == "table" and prev_table))
         elif keep_header and lo == c.start:
             piece = c.text[: len(c.text) - len(whole)] + piece
         parts.append(piece)
         cur = hi
+        prev_table = c.kind == "table"
     return "".join(parts).strip()
 
 

@@ -101,7 +101,10 @@ class Settings(BaseSettings):
     audit_include_text: bool = False
     max_question_chars: int = 4000
     blocked_patterns: list[str] = Field(default_factory=list)
-    questions_per_minute: int = 30
+    questions_per_minute: int = Field(default=30, description="Per user; 0 = no limit.")
+    safety_classifier: str | None = Field(
+        default=None, description="'package.module:factory' returning an assistant.safety.Classifier."
+    )
 
     @property
     def index_dir(self) -> Path:

@@ -18,8 +18,24 @@ TEST_MODEL = "qwen2.5-coder-0.5b"
 TEST_CONTEXT_TOKENS = 8192
 
 
+# One server per pytest run even when several test modules import the fixture (each import is
+# its own session-scoped definition to pytest): the first start is kept in the config's stash.
+_SERVER = pytest.StashKey[object]()
+
+
 @pytest.fixture(scope="session")
-def llama_server(tmp_path_factory):
+def llama_server(request, tmp_path_factory):
+    stash = request.config.stash
+    if _SERVER not in stash:
+        stash[_SERVER] = _start(tmp_path_factory)
+        if not isinstance(stash[_SERVER], str):
+            request.config.add_cleanup(stash[_SERVER].stop)
+    if isinstance(stash[_SERVER], str):  # the start failed: fail every user, start nothing again
+        pytest.fail(stash[_SERVER], pytrace=False)
+    return stash[_SERVER]
+
+
+def _start(tmp_path_factory):
     from assistant.local_llm import LocalLLMServer, LocalServerError, ModelFileError, ServerBuildError, free_port
     from retrieval.settings import Settings
 
@@ -28,8 +44,6 @@ def llama_server(tmp_path_factory):
         settings, model=TEST_MODEL, port=free_port(), context_tokens=TEST_CONTEXT_TOKENS, startup_timeout_s=180
     )
     try:
-        server.start()
+        return server.start()
     except (ModelFileError, ServerBuildError, LocalServerError) as exc:
-        pytest.fail(f"the local llama-server for the LLM tests could not start: {exc}", pytrace=False)
-    yield server
-    server.stop()
+        return f"the local llama-server for the LLM tests could not start: {exc}"

@@ -285,3 +285,11 @@ def test_bad_input_gets_a_specific_error(tmp_path):
     client = LLMClient(make(tmp_path, llm_base_url="http://127.0.0.1:9/v1"))
     with pytest.raises(ValueError, match=r"messages\[0\]"):
         client.complete([{"role": "robot", "content": "hi"}])
+
+
+def test_tokenize_not_routed_falls_back_to_the_estimate_once(tmp_path):
+    with FakeServer({"GET /v1/models": models("vllm", max_model_len=8192)}) as srv:  # no /tokenize route: 404
+        client = LLMClient(make(tmp_path, llm_base_url=srv.url))
+        assert client.count_tokens("x" * 35) == 10
+        assert client.count_tokens("y" * 35) == 10
+    assert len(srv.posts("/tokenize")) == 1  # not asked again after the 404

@@ -14,6 +14,7 @@ import sys
 import textwrap
 from pathlib import Path
 
+import numpy as np
 import pytest
 from qdrant_client import QdrantClient
 
@@ -179,7 +180,7 @@ def test_upsert_retrieve_round_trip(loaded):
     assert got[1].access_groups is None and got[0].access_groups == ["hr"]
     # [] (override granting nobody) must stay distinct from None (collection's groups apply)
     nobody = CHUNKS[1].model_copy(update={"access_groups": []})
-    loaded.upsert(COLL, [nobody], [DENSE[1]], [SPARSE[1]])
+    loaded.upsert(COLL, [nobody], np.array([DENSE[1]], dtype=np.float32), [SPARSE[1]])  # embedders return numpy
     assert loaded.retrieve(COLL, [nobody.id])[0].access_groups == []
     assert loaded.stats(COLL).points == len(CHUNKS)  # same id: replaced, not added
 
@@ -296,6 +297,16 @@ def test_hybrid_fuses_and_filters(shared):
     got = shared.query(COLL, mode="hybrid", dense=dense_q, sparse=sparse_q, flt=flt, limit=12)
     assert "gamma" not in docs_of(ids_of(c.chunk for c in got))
     assert len(got) == 8 and got[0].chunk.id == IDS[2]
+    # The filter applies inside each prefetch, not after the cut: a document with no chunk in
+    # either side's unfiltered top 2 is still found by a filtered query with prefetch=2.
+    top2 = set(dense_order(dense_q)[:2]) | {IDS[9]}  # the sparse term is only in chunk 9
+    doc = next(d for d in DOCS if not {c.id for c in CHUNKS if c.path == f"{d}.pdf"} & top2)
+    mine = {c.id for c in CHUNKS if c.path == f"{doc}.pdf"}
+    got = shared.query(
+        COLL, mode="hybrid", dense=dense_q, sparse=sparse_q, flt=Filter(must=(by_doc(doc),)), limit=5,
+        weights=HybridWeights(prefetch=2),
+    )
+    assert [c.chunk.id for c in got] == dense_order(dense_q, mine)[:2]
 
 
 def test_hybrid_weights_shift_the_ranking(shared):

@@ -169,10 +169,18 @@ def test_upload_page_reports_each_file(site):
     assert not at.exception, at.exception
     table = at.dataframe[0].value
     results = dict(zip(table["File"], table["Result"]))
-    assert results == {"memo.pdf": "✅ indexed", "broken.pdf": "❌ failed"}
+    assert results == {"memo.pdf": "indexed", "broken.pdf": "failed"}
     reason = table.loc[table["File"] == "broken.pdf", "Details"].iloc[0]
     assert reason.startswith("corrupt")
     assert "1 file(s) indexed, 1 failed" in texts(at)
+
+    # The admin's ingestion history lists the failure with its reason.
+    admin = login("admin", site.admin_password)
+    admin.switch_page("views/admin_history.py").run()
+    admin.toggle(key="history_failed").set_value(True).run()
+    assert admin.dataframe[0].value["Failed"].tolist() == [1]
+    failures = admin.expander[0].dataframe[0].value
+    assert failures["File"].str.endswith("broken.pdf").all() and failures["Reason"].iloc[0].startswith("corrupt")
 
 
 def test_admin_pages_manage_collections_documents_history_users(site):
@@ -208,13 +216,26 @@ def test_admin_pages_manage_collections_documents_history_users(site):
     at.switch_page("views/admin_history.py").run()
     at.selectbox(key="history_period").select("All time").run()
     history = at.dataframe[0].value
-    assert set(history["Source"]) == {"upload"} and history["Failed"].sum() == 1
-    assert "broken.pdf" in at.expander[0].children[0].value["File"].iloc[0] if at.expander else False
+    assert "upload" in set(history["Source"]) and {"Handbook", "Finance"} <= set(history["Collection"])
 
     at.switch_page("views/admin_users.py").run()
     assert {"admin", "alice", "bob", "fiona"} <= set(at.dataframe[0].value["User"])
+    from ui.services import stream_answer as answer_stream
+
+    answer = list(answer_stream(site.res, Principal(user="fiona", groups=["finance"]), ["Finance"],
+                                "What is the budget of Project Falcon?"))[-1].answer
+    site.res.feedback.add("fiona", "What is the budget of Project Falcon?", answer, "down", "too vague", ["Finance"])
     at.switch_page("views/admin_feedback.py").run()
-    assert "Exactly what I needed" in at.dataframe[0].value["Comment"].tolist()
+    assert "too vague" in at.dataframe[0].value["Comment"].tolist()
+    import io
+    import zipfile
+
+    from ui import admin_ops as ops
+
+    admin = Principal(user="admin", is_admin=True)
+    names = zipfile.ZipFile(io.BytesIO(ops.export_feedback_zip(site.res, admin))).namelist()
+    assert sorted(names) == ["docent-feedback/corpus.jsonl", "docent-feedback/qrels/test.tsv",
+                             "docent-feedback/queries.jsonl"]
 
 
 def test_removed_user_is_logged_out_at_the_next_click(site):

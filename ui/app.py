@@ -21,16 +21,16 @@ def _pages(is_admin: bool) -> dict:
     import streamlit as st
 
     assistant = [
-        st.Page("views/chat.py", title="Ask", icon="💬", url_path="ask", default=True),
-        st.Page("views/summarize.py", title="Summarize", icon="📝", url_path="summarize"),
-        st.Page("views/upload.py", title="Upload", icon="⬆️", url_path="upload"),
+        st.Page("views/chat.py", title="Ask", icon=":material/chat:", url_path="ask", default=True),
+        st.Page("views/summarize.py", title="Summarize", icon=":material/summarize:", url_path="summarize"),
+        st.Page("views/upload.py", title="Upload", icon=":material/upload_file:", url_path="upload"),
     ]
     admin = [
-        st.Page("views/admin_collections.py", title="Collections", icon="🗂️", url_path="admin-collections"),
-        st.Page("views/admin_documents.py", title="Documents", icon="📄", url_path="admin-documents"),
-        st.Page("views/admin_history.py", title="Ingestion history", icon="🕘", url_path="admin-history"),
-        st.Page("views/admin_users.py", title="Users & groups", icon="👥", url_path="admin-users"),
-        st.Page("views/admin_feedback.py", title="Feedback", icon="👍", url_path="admin-feedback"),
+        st.Page("views/admin_collections.py", title="Collections", icon=":material/folder_managed:", url_path="admin-collections"),
+        st.Page("views/admin_documents.py", title="Documents", icon=":material/description:", url_path="admin-documents"),
+        st.Page("views/admin_history.py", title="Ingestion history", icon=":material/history:", url_path="admin-history"),
+        st.Page("views/admin_users.py", title="Users & groups", icon=":material/group:", url_path="admin-users"),
+        st.Page("views/admin_feedback.py", title="Feedback", icon=":material/thumbs_up_down:", url_path="admin-feedback"),
     ]
     # Admin pages are not even registered for others: their URLs fall back to the default page.
     return {"Assistant": assistant, "Admin": admin} if is_admin else {"Assistant": assistant}
@@ -43,10 +43,10 @@ def main() -> None:
     from ui import theme
     from ui.auth.login import can_logout, current_principal, logout, render_login
     from ui.library import readable_collections
-    from ui.services import get_resources
+    from ui.services import describe_llm, get_resources
     from ui.views.common import CTX_KEY, PageContext, friendly_errors, plain_error
 
-    st.set_page_config(page_title="Docent", page_icon="📚", layout="wide", initial_sidebar_state="expanded")
+    st.set_page_config(page_title="Docent", page_icon=":material/menu_book:", layout="wide", initial_sidebar_state="expanded")
     theme.apply()
 
     settings = Settings()
@@ -61,7 +61,7 @@ def main() -> None:
     nav = st.navigation(_pages(principal.is_admin), position="sidebar")
     ctx = PageContext(res, principal)
     with st.sidebar:
-        st.markdown('<div class="docent-brand">📚 <span>Docent</span></div>', unsafe_allow_html=True)
+        st.markdown("### :blue[:material/menu_book:] Docent")
         st.caption(f"Signed in as **{principal.user}**" + (" · admin" if principal.is_admin else ""))
         try:
             ctx.readable = readable_collections(res, principal)
@@ -76,8 +76,7 @@ def main() -> None:
             "Collections", names, key="collections", placeholder="Pick collections to search",
             help="The assistant answers from the documents in these collections.",
         )
-        llm = res.llm
-        st.caption("Model: " + (llm.label if llm.client is not None else "none (extracted answers)"))
+        st.caption("Model: " + describe_llm(settings))
         if can_logout(settings) and st.button("Log out", icon=":material/logout:", width="stretch"):
             logout(settings)
 

@@ -22,14 +22,20 @@ class Turn:
     id: str = field(default_factory=lambda: uuid.uuid4().hex[:10])
     feedback_id: int | None = None
     rating: Rating | None = None
-    pages: dict[int, int | None] = field(default_factory=dict)  # page of each cited quote
+    # Page (and that page's text) of each cited quote, where it differs from the passage's.
+    located: dict[int, tuple[int | None, str | None]] = field(default_factory=dict)
+
+    @property
+    def pages(self) -> dict[int, int | None]:
+        return {n: page for n, (page, _) in self.located.items()}
 
     def source(self, n: int):
         """Passage ``n`` as the source panel shows it: at the page its quote is on."""
         p = self.answer.passages[n - 1]
-        page = self.pages.get(n, p.page)
-        return p if page == p.page and p.page_end in (None, p.page) else p.model_copy(
-            update={"page": page, "page_end": None})
+        page, text = self.located.get(n, (p.page, None))
+        if page == p.page and text is None:
+            return p
+        return p.model_copy(update={"page": page, "page_end": None, "text": text or p.text})
 
 
 def history(turns: list[Turn]) -> list[dict[str, str]]:

@@ -51,19 +51,45 @@ def original_file(res: Resources, principal: Principal, collection_id: str, docu
 
 
 def page_image(res: Resources, principal: Principal, collection_id: str, document_id: str, page: int,
-               scale: float = 1.4) -> bytes | None:
-    """PNG of one PDF page, or None when the file is not a PDF or no renderer is installed."""
+               quotes: tuple[str, ...] = (), scale: float = 1.4) -> bytes | None:
+    """PNG of one PDF page with the quotes highlighted on it, or None when the file is not a
+    PDF or no renderer is installed."""
     info = readable_document(res, principal, collection_id, document_id)
     if not info.path.lower().endswith(".pdf"):
         return None
-    return _render_page(info.path, info.file_hash, page, scale)
+    return _render_page(info.path, info.file_hash, page, tuple(q for q in quotes if q.strip()), scale)
+
+
+_WINDOW = 5  # words: short enough to sit on one line of the page, long enough to be specific
+
+
+def _quote_runs(textpage, quote: str) -> list[tuple[int, int]]:
+    """Character runs of ``quote`` on the page. The extracted text and the page's own text
+    differ in line breaks and joins, so the quote is matched as overlapping word windows."""
+    words = quote.split()
+    fragments = [quote] if len(words) <= _WINDOW else [
+        " ".join(words[i:i + _WINDOW]) for i in range(0, len(words) - _WINDOW + 1)]
+    chars: set[int] = set()
+    for fragment in fragments:
+        searcher = textpage.search(fragment, match_case=False)
+        hit = searcher.get_next()
+        if hit:
+            chars.update(range(hit[0], hit[0] + hit[1]))
+    runs: list[tuple[int, int]] = []
+    for c in sorted(chars):
+        if runs and runs[-1][0] + runs[-1][1] == c:
+            runs[-1] = (runs[-1][0], runs[-1][1] + 1)
+        else:
+            runs.append((c, 1))
+    return runs
 
 
 @lru_cache(maxsize=64)
-def _render_page(path: str, file_hash: str, page: int, scale: float) -> bytes | None:
+def _render_page(path: str, file_hash: str, page: int, quotes: tuple[str, ...], scale: float) -> bytes | None:
     # Keyed by the file version; only reached after the caller's access check.
     try:
         import pypdfium2 as pdfium
+        from PIL import Image, ImageDraw
     except ImportError:
         return None
     import io
@@ -75,7 +101,19 @@ def _render_page(path: str, file_hash: str, page: int, scale: float) -> bytes | 
     try:
         if not 1 <= page <= len(pdf):
             return None
-        image = pdf[page - 1].render(scale=scale).to_pil()
+        pdf_page = pdf[page - 1]
+        image = pdf_page.render(scale=scale).to_pil().convert("RGBA")
+        height = pdf_page.get_height()
+        overlay = Image.new("RGBA", image.size, (0, 0, 0, 0))
+        draw = ImageDraw.Draw(overlay)
+        textpage = pdf_page.get_textpage()
+        for quote in quotes:
+            for start, count in _quote_runs(textpage, quote):
+                for k in range(textpage.count_rects(start, count)):
+                    left, bottom, right, top = textpage.get_rect(k)
+                    draw.rectangle([left * scale - 2, (height - top) * scale - 2, right * scale + 2,
+                                    (height - bottom) * scale + 2], fill=(255, 214, 0, 90))
+        image = Image.alpha_composite(image, overlay).convert("RGB")
         buf = io.BytesIO()
         image.save(buf, format="PNG", optimize=True)
         return buf.getvalue()

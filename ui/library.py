@@ -137,15 +137,18 @@ def stream_summary(res: Resources, sections: list[SourceSection]) -> Iterator[Su
     return summarize_stream(sections, llm.client, max_tokens=res.settings.llm_answer_tokens)
 
 
-def quote_pages(res: Resources, answer) -> dict[int, int | None]:
-    """The page each cited quote is on. A passage merged across a page break carries its first
-    page; the quote may sit on a later one, and "open at page" must land on the right page."""
+def quote_locations(res: Resources, answer) -> dict[int, tuple[int | None, str | None]]:
+    """Where each cited quote sits: its page, and the text of the chunk holding it.
+
+    A passage merged across a page break carries its first page, but the quote may sit on a
+    later one; "open at page" must land there, and the card should show that page's text."""
+    from retrieval.passages import stitch
     from ui.render import cited_numbers, quotes_for
 
-    pages: dict[int, int | None] = {}
+    found: dict[int, tuple[int | None, str | None]] = {}
     for n in cited_numbers(answer):
         p = answer.passages[n - 1]
-        pages[n] = p.page
+        found[n] = (p.page, None)
         if p.page is None or p.page_end in (None, p.page):
             continue
         rec = res.workspace.catalog.find(p.collection)
@@ -155,6 +158,7 @@ def quote_pages(res: Resources, answer) -> dict[int, int | None]:
         chunks = res.workspace.index.store.retrieve(res.workspace.index.target(rec), p.chunk_ids)
         for c in sorted(chunks, key=lambda c: c.chunk_index):
             if quotes[0] in c.text and c.page is not None:
-                pages[n] = c.page
+                same_page = [x for x in chunks if x.page == c.page]
+                found[n] = (c.page, stitch(sorted(same_page, key=lambda x: x.chunk_index)))
                 break
-    return pages
+    return found

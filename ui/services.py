@@ -134,6 +134,15 @@ def _llm(settings: Settings) -> LLMState:
                                       "Answers are extracted from the documents instead.")
 
 
+def describe_llm(settings: Settings) -> str:
+    """What answers questions, without starting anything (the local model starts on first use)."""
+    if settings.llm_base_url:
+        return settings.llm_model
+    if settings.local_llm != "none":
+        return f"{settings.local_llm} (local)"
+    return "none (extracted answers)"
+
+
 # --- answering -------------------------------------------------------------------------------
 
 

@@ -34,6 +34,7 @@ a.cite:hover {{ background: {PRIMARY}; color: #fff !important; }}
 .src-warn {{ background: #fff4e5; color: #b45309; }}
 .src-body {{ font-size: .9rem; color: #374151; line-height: 1.55; white-space: pre-wrap; }}
 .src-file {{ font-size: .75rem; color: #9ca3af; margin-top: .35rem; }}
+[data-testid="stDialog"] [data-testid="stImage"] img {{ border: 1px solid #e3e6ec; border-radius: .4rem; }}
 mark {{ background: #fff0a8; padding: 0 .1em; border-radius: .15em; }}
 .docent-footer {{
   position: fixed; bottom: .35rem; right: 1rem; font-size: .75rem; color: #9ca3af; z-index: 10;

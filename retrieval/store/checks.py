@@ -41,6 +41,11 @@ def check_upsert(chunks: Sequence[Chunk], dense: Sequence[Sequence[float]], spar
             raise ValueError("sparse vector: indices and values differ in length")
 
 
+def as_floats(v: Sequence[float]) -> list[float]:
+    """A plain list of floats; numpy rows (what an embedder returns) convert fastest via tolist()."""
+    return v.tolist() if hasattr(v, "tolist") else list(map(float, v))
+
+
 def in_order(ids: Sequence[str], chunks: list[Chunk]) -> list[Chunk]:
     """Engines return retrieved points in their own order; callers asked in theirs."""
     by_id = {c.id: c for c in chunks}

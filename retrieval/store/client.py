@@ -29,7 +29,7 @@ from retrieval.store.base import (
     ScoredChunk,
     SparseVec,
 )
-from retrieval.store.checks import RRF_K, check_match, check_query, check_upsert, in_order, rrf_weights
+from retrieval.store.checks import RRF_K, as_floats, check_match, check_query, check_upsert, in_order, rrf_weights
 from retrieval.store.lock import FileLock
 
 _SCHEMA = {
@@ -153,7 +153,7 @@ class QdrantClientStore:
                     models.PointStruct(
                         id=c.id,
                         vector={
-                            DENSE: [float(x) for x in d],
+                            DENSE: as_floats(d),
                             SPARSE: models.SparseVector(indices=list(s.indices), values=list(s.values)),
                         },
                         payload=c.payload(),
@@ -213,7 +213,7 @@ class QdrantClientStore:
     ) -> list[ScoredChunk]:
         check_query(mode, dense, sparse, limit, weights)
         qf = to_qdrant_filter(flt) if flt is not None else None
-        dense_q = [float(x) for x in dense] if dense is not None else None
+        dense_q = as_floats(dense) if dense is not None else None
         sparse_q = (
             models.SparseVector(indices=list(sparse.indices), values=list(sparse.values))
             if sparse is not None and sparse.indices

@@ -48,7 +48,7 @@ def render_login(settings: Settings, users: UserStore) -> None:
     """The page a visitor without a session sees."""
     _, middle, _ = st.columns([1, 1.3, 1])
     with middle:
-        st.markdown("## Docent")
+        st.markdown("## :blue[:material/menu_book:] Docent")
         st.caption("Answers from your documents, every claim with its source and page.")
         if settings.auth_mode == "builtin":
             _builtin_form(settings, users)

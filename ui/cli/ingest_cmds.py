@@ -11,10 +11,11 @@ from pathlib import Path
 
 from ingest.batch import BatchIngest
 from ingest.indexer import DocumentIndexer
+from ingest.partition import Partition, PartitionError
 from ingest.report import EXIT_USAGE
+from ingest.run_locks import ingest_locks
 from ingest.sandbox import ParserPool
 from retrieval.settings import Settings
-from retrieval.store.lock import FileLock
 from retrieval.workspace import Workspace
 
 
@@ -26,11 +27,21 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--report", type=Path, help="write the run report as JSON to this file")
     p.add_argument("--json", action="store_true", help="print the run report as one JSON object")
     p.add_argument("--no-progress", action="store_true", help="no progress bar even on a terminal")
+    p.add_argument("--partition", metavar="K/N", type=_partition,
+                   help="index only this worker's share of the files (0 <= K < N); workers on disjoint "
+                   "partitions of one collection may run at once against a Qdrant server")
     p.set_defaults(func=run)
 
 
 def _safe(name: str) -> str:
     return re.sub(r"[^\w.-]+", "_", name)
+
+
+def _partition(spec: str) -> Partition:
+    try:
+        return Partition.parse(spec)
+    except PartitionError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def _progress_bar(enabled: bool):
@@ -57,8 +68,9 @@ def run(settings: Settings, args: argparse.Namespace) -> int:
     roots = [p.resolve() for p in args.paths]
     settings.lock_dir.mkdir(parents=True, exist_ok=True)
     # The run lock is taken before the index is opened, so an overlapping cron run exits at
-    # once naming the holder; it is per collection, so disjoint jobs can share a Qdrant server.
-    with FileLock(settings.lock_dir / f"ingest-{_safe(args.collection)}.lock", "ingest of this collection"):
+    # once naming the holder; it is per collection and partition, so disjoint jobs can share a
+    # Qdrant server. A re-index of the collection excludes every run (ingest/run_locks.py).
+    with ingest_locks(settings, args.collection, args.partition):
         with Workspace(settings) as ws, ParserPool(
             timeout_s=settings.parse_timeout_s, memory_mb=settings.parse_memory_mb, max_file_mb=settings.max_file_mb
         ) as pool:
@@ -66,7 +78,8 @@ def run(settings: Settings, args: argparse.Namespace) -> int:
             indexer = DocumentIndexer(settings, ws.index, ws.embedder)
             progress, close_bar = _progress_bar(sys.stderr.isatty() and not args.no_progress and not args.json)
             try:
-                report = BatchIngest(ws.index, indexer, pool.parse).run(rec, roots, prune=args.prune, progress=progress)
+                report = BatchIngest(ws.index, indexer, pool.parse).run(rec, roots, prune=args.prune, progress=progress,
+                                                                       partition=args.partition)
             finally:
                 close_bar()
             data = report.to_json_dict()
@@ -88,7 +101,8 @@ def _write_report(settings: Settings, args: argparse.Namespace, data: dict) -> N
     text = json.dumps(data, ensure_ascii=False, indent=2)
     settings.reports_dir.mkdir(parents=True, exist_ok=True)
     stamp = time.strftime("%Y%m%d-%H%M%S", time.gmtime(data["started_at"]))
-    (settings.reports_dir / f"ingest-{stamp}-{args.collection}.json").write_text(text, encoding="utf-8")
+    part = f"-{args.partition.label}" if args.partition is not None else ""
+    (settings.reports_dir / f"ingest-{stamp}-{_safe(args.collection)}{part}.json").write_text(text, encoding="utf-8")
     if args.report:
         args.report.parent.mkdir(parents=True, exist_ok=True)
         args.report.write_text(text, encoding="utf-8")

@@ -11,20 +11,28 @@ import logging
 import os
 import sys
 
+from pydantic import ValidationError
+
 from ingest.report import EXIT_BUSY, EXIT_USAGE
 from retrieval.catalog import CatalogError
 from retrieval.index import IndexModelMismatchError
 from retrieval.settings import Settings
 from retrieval.store.base import IndexBusyError
 from retrieval.store.lock import LockBusyError
-from ui.cli import admin_cmds, eval_cmds, ingest_cmds, search_cmds, ui_cmds, user_cmds
+from assistant.errors import LLMServerError, LLMTimeoutError, LLMUnavailableError
+from ui.cli import admin_cmds, assistant_cmds, eval_cmds, ingest_cmds, search_cmds, ui_cmds, user_cmds
+from ui.cli import doctor_cmds, reindex_cmds
 
 
 class UsageError(Exception):
     """A problem with the command line itself."""
 
 
-COMMAND_MODULES = [ingest_cmds, admin_cmds, search_cmds, eval_cmds, ui_cmds, user_cmds]
+COMMAND_MODULES = [ingest_cmds, admin_cmds, search_cmds, assistant_cmds, eval_cmds, ui_cmds, user_cmds]
+COMMAND_MODULES += [doctor_cmds, reindex_cmds]
+
+# The language model server is down, too slow or refused the request.
+EXIT_LLM = 4
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -39,11 +47,20 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+    # Model-loading progress bars would land in every cron mail.
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
     parser = build_parser()
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     try:
         settings = Settings()
+    except ValidationError as exc:  # one line per bad variable, not a traceback (doctor relies on it)
+        for err in exc.errors():
+            where = "DOCENT_" + "_".join(str(p) for p in err["loc"]).upper()
+            print(f"docent: invalid setting {where}: {err['msg']}", file=sys.stderr)
+        return EXIT_USAGE
+    try:
         return int(args.func(settings, args) or 0)
     except (LockBusyError, IndexBusyError) as exc:
         print(f"docent: {exc}", file=sys.stderr)
@@ -51,6 +68,9 @@ def main(argv: list[str] | None = None) -> int:
     except (CatalogError, IndexModelMismatchError, UsageError, FileNotFoundError) as exc:
         print(f"docent: {exc}", file=sys.stderr)
         return EXIT_USAGE
+    except (LLMUnavailableError, LLMTimeoutError, LLMServerError) as exc:
+        print(f"docent: {exc.user_message}", file=sys.stderr)
+        return EXIT_LLM
     except KeyboardInterrupt:
         print("docent: interrupted", file=sys.stderr)
         return 130

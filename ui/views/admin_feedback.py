@@ -24,24 +24,26 @@ def render() -> None:
     ups = sum(r.rating == "up" for r in everything)
     a, b, c = st.columns(3)
     a.metric("Ratings", len(everything))
-    b.metric("👍 Helpful", ups)
-    c.metric("👎 Not helpful", len(everything) - ups)
-    choice = st.segmented_control("Show", ["All", "👍", "👎"], default="All", key="feedback_filter")
-    rating = {"👍": "up", "👎": "down"}.get(choice or "All")
+    b.metric("Helpful", ups)
+    c.metric("Not helpful", len(everything) - ups)
+    labels = {"all": "All", "up": ":material/thumb_up: Helpful", "down": ":material/thumb_down: Not helpful"}
+    choice = st.segmented_control("Show", list(labels), format_func=labels.get, default="all", key="feedback_filter")
+    rating = None if choice in (None, "all") else choice
     records = [r for r in everything if rating is None or r.rating == rating]
-    st.dataframe([{"When": fmt_time(r.created_at), "User": r.user, "Rating": "👍" if r.rating == "up" else "👎",
+    st.dataframe([{"When": fmt_time(r.created_at), "User": r.user, "Rating": "helpful" if r.rating == "up" else "not helpful",
                    "Question": r.question, "Comment": r.comment or "—",
                    "Cited": ", ".join(dict.fromkeys(p.title for p in r.cited_passages)) or "—"} for r in records],
                  hide_index=True, width="stretch")
     for r in records[:50]:
-        with st.expander(f"{'👍' if r.rating == 'up' else '👎'} {r.question[:90]}"):
+        icon = ":material/thumb_up:" if r.rating == "up" else ":material/thumb_down:"
+        with st.expander(r.question[:90], icon=icon):
             st.markdown(answer_html(r.answer, f"fb{r.id}"), unsafe_allow_html=True)
             if r.comment:
                 st.caption(f"Comment: {r.comment}")
 
     st.subheader("Export as evaluation set")
     st.caption("BEIR layout: corpus.jsonl (the passages shown), queries.jsonl, qrels/test.tsv (cited passages of "
-               "👍 answers relevant, of 👎 answers judged not relevant). Unzip and run "
+               "helpful answers relevant, of unhelpful ones judged not relevant). Unzip and run "
                "`docent eval docent-feedback`.")
     st.download_button("Download evaluation set (.zip)", data=lambda: ops.export_feedback_zip(ctx.res, ctx.principal),
                        file_name=f"docent-feedback-{time.strftime('%Y%m%d')}.zip", mime="application/zip",

@@ -10,7 +10,7 @@ import streamlit as st
 from ui import theme
 from ui.chat_session import Turn, copy_text, history, rate
 from ui.render import answer_html, cited_numbers, citation_for, esc, quotes_for, source_card_html
-from ui.library import quote_pages
+from ui.library import quote_locations
 from ui.services import stream_answer
 from ui.views.common import PageContext, context, plain_error
 from ui.views.source_panel import action_row
@@ -91,7 +91,7 @@ def _ask(ctx: PageContext, question: str) -> None:
         body.empty()
         turn = Turn(question=question, answer=answer, collections=list(ctx.selected))
         try:
-            turn.pages = quote_pages(ctx.res, answer)
+            turn.located = quote_locations(ctx.res, answer)
         except Exception:  # a finer page is a nicety: the passage's own page still stands
             log.warning("could not locate quote pages", exc_info=True)
         turns.append(turn)
@@ -109,8 +109,8 @@ def render() -> None:
     if not ctx.readable:
         theme.empty_state(
             "No collections yet",
-            "An administrator creates collections on the Collections page and adds documents by upload or "
-            "with `docent ingest`." if ctx.principal.is_admin else
+            "Create one on the Collections page, then add documents on the Upload page or with "
+            "`docent ingest FOLDER --collection NAME`." if ctx.principal.is_admin else
             "You do not have access to any collection yet. Ask your administrator to add you to a group "
             "that may read one.",
         )

@@ -12,7 +12,7 @@ import streamlit as st
 
 from retrieval.models import Passage
 from ui.downloads import OriginalMissingError, open_at_page_html, original_file, page_image
-from ui.render import highlight, location
+from ui.render import esc, highlight, location
 from ui.views.common import PageContext, plain_error
 
 
@@ -34,9 +34,9 @@ def action_row(ctx: PageContext, passage: Passage, quotes: Sequence[str], key: s
 @st.dialog("Source", width="large")
 def source_dialog(ctx: PageContext, passage: Passage, quotes: list[str]) -> None:
     where = location(passage.page, passage.heading_path, passage.page_end)
-    st.markdown(f"#### {passage.title}")
+    st.markdown(f"#### {esc(passage.title)}", unsafe_allow_html=True)
     st.caption(" · ".join(x for x in (where, passage.path.rsplit("/", 1)[-1]) if x))
-    st.markdown(f'<div class="src-card"><div class="src-body">{highlight(passage.text, quotes, 2000)}</div></div>',
+    st.markdown(f'<div class="src-card"><div class="src-body">{highlight(passage.text, quotes)}</div></div>',
                 unsafe_allow_html=True)
     try:
         file = original_file(ctx.res, ctx.principal, passage.collection, passage.document_id)
@@ -46,16 +46,17 @@ def source_dialog(ctx: PageContext, passage: Passage, quotes: list[str]) -> None
     except Exception as exc:
         st.error(plain_error(exc))
         return
-    cols = st.columns([1, 1, 2])
+    open_col, download_col, _ = st.columns([1, 1, 2], vertical_alignment="center")
     opener = open_at_page_html(file, passage.page, f"Open at page {passage.page}" if passage.page else "Open PDF")
     if opener:
-        with cols[0]:
+        with open_col:
             st.html(opener, unsafe_allow_javascript=True)
-    cols[1].download_button("Download original", data=file.data, file_name=file.name, mime=file.mime,
-                            key=f"dlg-{passage.document_id}-{passage.start}", on_click="ignore",
-                            icon=":material/download:")
+    download_col.download_button("Download original", data=file.data, file_name=file.name, mime=file.mime,
+                                 key=f"dlg-{passage.document_id}-{passage.start}", on_click="ignore",
+                                 icon=":material/download:")
     if passage.page:
-        png = page_image(ctx.res, ctx.principal, passage.collection, passage.document_id, passage.page)
+        png = page_image(ctx.res, ctx.principal, passage.collection, passage.document_id, passage.page,
+                         tuple(quotes))
         if png:
             st.image(png, caption=f"Page {passage.page} of {file.name}", width="stretch")
         else:

@@ -10,8 +10,8 @@ from ui.library import writable_collections
 from ui.uploads import Upload, ingest_uploads
 from ui.views.common import context, fmt_time, plain_error
 
-_ICONS = {"indexed": "✅ indexed", "unchanged": "➖ unchanged", "failed": "❌ failed", "skipped": "⏭ skipped",
-          "removed": "🗑 removed"}
+_ICONS = {"indexed": "indexed", "unchanged": "unchanged (already indexed)", "failed": "failed",
+          "skipped": "skipped", "removed": "removed"}
 
 
 def show_report(report: IngestReport) -> None:
@@ -35,6 +35,9 @@ def render() -> None:
         targets = writable_collections(ctx.res, ctx.principal)
     except Exception as exc:
         st.error(plain_error(exc))
+        return
+    if not targets and ctx.principal.is_admin:
+        theme.empty_state("No collections yet", "Create a collection on the Collections page first.")
         return
     if not targets:
         theme.empty_state("You cannot add documents yet",

@@ -1,0 +1,146 @@
+"""Around every question: rate limit and safety policy before, output check while streaming,
+then metrics and one audit line whatever happened.
+
+``AnswerGuard.stream`` wraps any stream of ``AnswerEvent`` (``Answerer.stream_answer``) without
+knowing how answers are made::
+
+    guard = AnswerGuard.from_settings(settings, metrics)
+    events = guard.stream(principal, collections, question,
+                          lambda q: answerer.stream_answer(q, history))
+
+A refusal (rate limit, policy) is an ordinary ``final`` event whose answer has mode
+``refused`` and the reason as text and notice, so the UI and the CLI show it like any answer.
+Streamed text is checked as it grows; when the output policy trips mid-stream, the stream is
+stopped and the final event replaces what was shown (as a final event always does). Nothing
+here logs the question or the answer.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Iterator, Sequence
+
+from assistant.answer_models import Answer, AnswerEvent
+from assistant.audit import AuditEvent, AuditLog, Outcome, cited_documents
+from assistant.rate_limit import RateLimiter
+from assistant.safety import Classifier, SafetyPolicy, Verdict
+from retrieval.models import Principal
+from retrieval.settings import Settings
+from retrieval.telemetry import Metrics, error_kind
+
+log = logging.getLogger(__name__)
+
+AnswerStream = Callable[[str], Iterator[AnswerEvent]]
+
+
+def refusal(message: str) -> AnswerEvent:
+    return AnswerEvent(type="final", answer=Answer(answer=message, mode="refused", notice=message))
+
+
+class AnswerGuard:
+    def __init__(self, policy: SafetyPolicy, limiter: RateLimiter, audit: AuditLog, metrics: Metrics | None = None):
+        self.policy = policy
+        self.limiter = limiter
+        self.audit = audit
+        self.metrics = metrics
+
+    @classmethod
+    def from_settings(cls, settings: Settings, metrics: Metrics | None = None,
+                      classifier: Classifier | None = None) -> "AnswerGuard":
+        return cls(SafetyPolicy.from_settings(settings, classifier), RateLimiter(settings.questions_per_minute),
+                   AuditLog.from_settings(settings), metrics)
+
+    # --- bookkeeping ------------------------------------------------------------------------
+    def record(self, principal: Principal, collections: Sequence[str], outcome: Outcome, *,
+               event: str = "question", started: float | None = None, **kw) -> None:
+        """One audit line and the question counter; also for callers outside ``stream``
+        (summaries: ``event="summary", documents=[...]``)."""
+        timings = dict(kw.pop("timings_ms", {}) or {})
+        if started is not None:
+            timings.setdefault("total_ms", (time.perf_counter() - started) * 1000.0)
+        if self.metrics is not None and event == "question":
+            self.metrics.questions.labels(outcome).inc()
+        try:
+            self.audit.record(AuditLog.event_for(principal, collections, outcome, event=event, timings_ms=timings, **kw))
+        except OSError as exc:  # the answer must not fail because the audit volume is full
+            log.error("audit log not written: %s", exc)
+            if self.metrics is not None:
+                self.metrics.errors.labels("audit_write").inc()
+
+    def _refuse(self, principal: Principal, collections: Sequence[str], question: str, verdict: Verdict,
+                direction: str, started: float, answer_text: str = "") -> AnswerEvent:
+        if self.metrics is not None:
+            self.metrics.safety_refusals.labels(direction, verdict.rule or "unknown").inc()
+        self.record(principal, collections, "blocked_input" if direction == "input" else "blocked_output",
+                    started=started, rule=verdict.detail or verdict.rule, question=question, answer=answer_text)
+        return refusal(verdict.message)
+
+    # --- the guarded stream -----------------------------------------------------------------
+    def stream(self, principal: Principal, collections: Sequence[str], question: str,
+               answer_stream: AnswerStream) -> Iterator[AnswerEvent]:
+        started = time.perf_counter()
+        question = question or ""
+        decision = self.limiter.check(principal.user)
+        if not decision.allowed:
+            if self.metrics is not None:
+                self.metrics.rate_limited.inc()
+            self.record(principal, collections, "rate_limited", started=started, question=question)
+            yield refusal(decision.message)
+            return
+        verdict = self.policy.check_input(question)
+        if not verdict.allowed:
+            yield self._refuse(principal, collections, question, verdict, "input", started)
+            return
+
+        events = answer_stream(question)
+        shown = ""
+        finished = False
+        try:
+            for event in events:
+                if event.type == "delta":
+                    shown += event.text
+                    verdict = self.policy.check_output(shown, final=False)
+                    if not verdict.allowed:
+                        close = getattr(events, "close", None)
+                        if close is not None:
+                            close()  # stop generating: nothing more of it reaches the user
+                        finished = True
+                        yield self._refuse(principal, collections, question, verdict, "output", started, shown)
+                        return
+                    yield event
+                elif event.type == "final" and event.answer is not None:
+                    finished = True
+                    yield self._final(principal, collections, question, event.answer, started)
+                    return
+                else:
+                    yield event
+        except GeneratorExit:
+            if not finished:
+                self.record(principal, collections, "abandoned", started=started, question=question, answer=shown)
+            raise
+        except ValueError as exc:  # the answerer's own input checks (empty question, …)
+            finished = True
+            self.record(principal, collections, "invalid", started=started, question=question,
+                        error_kind=error_kind(exc))
+            raise
+        except Exception as exc:
+            finished = True
+            kind = self.metrics.observe_error(exc) if self.metrics is not None else error_kind(exc)
+            self.record(principal, collections, "error", started=started, question=question, answer=shown,
+                        error_kind=kind)
+            raise
+
+    def _final(self, principal: Principal, collections: Sequence[str], question: str, answer: Answer,
+               started: float) -> AnswerEvent:
+        verdict = self.policy.check_output(answer.answer, final=True)
+        if not verdict.allowed:
+            return self._refuse(principal, collections, question, verdict, "output", started, answer.answer)
+        timings = dict(answer.timings)
+        if self.metrics is not None:
+            if "ttft_ms" in timings:
+                self.metrics.answer_ttft.observe(timings["ttft_ms"] / 1000.0)
+            self.metrics.answer_latency.observe(timings.get("total_ms", (time.perf_counter() - started) * 1000) / 1000.0)
+        self.record(principal, collections, answer.mode, timings_ms=timings, question=question,
+                    answer=answer.answer, cited=cited_documents(answer.citations), passages=len(answer.passages))
+        return AnswerEvent(type="final", answer=answer)

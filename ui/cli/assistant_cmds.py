@@ -1,0 +1,138 @@
+"""``docent ask`` and ``docent summarize``: grounded answers and summaries from the shell."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from assistant.answer_models import Answer
+from assistant.answerer import Answerer
+from assistant.document_sections import sections_from_chunks
+from assistant.errors import LLMUnavailableError, LLMTimeoutError, LLMServerError
+from assistant.service import open_llm
+from assistant.summarizer import stream_summary
+from retrieval.access import read_filter
+from retrieval.catalog import CatalogError
+from retrieval.models import Principal
+from retrieval.settings import Settings
+from retrieval.workspace import Workspace
+
+LLM_ERRORS = (LLMUnavailableError, LLMTimeoutError, LLMServerError)
+
+
+def _identity_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--as-user", metavar="U", help="act as this user (built-in user, or with --groups as stated); "
+                   "default: local administrator")
+    p.add_argument("--groups", metavar="G1,G2", help="the user's groups, for users not in the built-in store")
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("ask", help="answer a question from the documents, with cited sources")
+    p.add_argument("question")
+    p.add_argument("--collection", "-c", action="append", required=True, help="collection (repeat for several)")
+    p.add_argument("-k", type=int, default=6, help="passages given to the model (default 6)")
+    p.add_argument("--json", action="store_true", help="print the answer as one JSON object")
+    _identity_args(p)
+    p.set_defaults(func=ask)
+
+    p = sub.add_parser("summarize", help="summarize one document, citing its pages or sections")
+    p.add_argument("document", help="document id, file path or file name")
+    p.add_argument("--collection", "-c", required=True)
+    p.add_argument("--json", action="store_true")
+    _identity_args(p)
+    p.set_defaults(func=summarize)
+
+
+def principal_from(settings: Settings, args: argparse.Namespace) -> Principal:
+    if args.as_user is None:
+        if args.groups:
+            raise CatalogError("--groups needs --as-user")
+        return Principal(user="local-admin", is_admin=True)
+    from ui.auth.principal import UnknownUserError, resolve_principal
+
+    groups = [g.strip() for g in args.groups.split(",") if g.strip()] if args.groups else None
+    try:
+        return resolve_principal(settings, args.as_user, groups)
+    except UnknownUserError as exc:
+        raise CatalogError(str(exc)) from None
+
+
+def _where(c) -> str:
+    if c.page is not None:
+        return f"p. {c.page}"
+    return " > ".join(c.heading_path) or "start"
+
+
+def print_answer(answer: Answer, streamed: bool) -> None:
+    if not streamed:
+        print(answer.answer)
+    if answer.citations:
+        print("\nSources:")
+    for c in answer.citations:
+        mark = "" if c.supported else "  [not supported by the passage]"
+        print(f"[{c.n}] {c.title} — {_where(c)} ({c.path}){mark}")
+        print(f"    “{c.quote.strip()[:300]}”")
+    if answer.removed_citations:
+        print(f"\n(removed citations to passages that were not given: {answer.removed_citations})")
+
+
+def ask(settings: Settings, args: argparse.Namespace) -> int:
+    principal = principal_from(settings, args)
+    with Workspace(settings) as ws, open_llm(settings) as choice:
+        from retrieval.search import Searcher
+
+        searcher = Searcher.from_workspace(ws)
+        retrieve = lambda q: searcher.search(q, principal, args.collection, k=args.k).passages  # noqa: E731
+        answerer = Answerer(settings, choice.client, retrieve, fallback_to_extractive=True)
+        if choice.notice and not args.json:
+            print(choice.notice, file=sys.stderr)
+        final = None
+        streamed = False
+        for event in answerer.stream_answer(args.question):
+            if event.type == "delta" and not args.json:
+                print(event.text, end="", flush=True)
+                streamed = True
+            elif event.type == "final":
+                final = event.answer
+    if args.json:
+        print(json.dumps(final.to_json_dict(), ensure_ascii=False))
+        return 0
+    if streamed:
+        print()
+    print_answer(final, streamed)
+    return 0
+
+
+def summarize(settings: Settings, args: argparse.Namespace) -> int:
+    principal = principal_from(settings, args)
+    with Workspace(settings) as ws:
+        rec = ws.catalog.get(args.collection)
+        flt = read_filter(principal, rec)
+        matches = [d for d in ws.index.list_documents(rec)
+                   if args.document in (d.document_id, d.path) or d.path.endswith("/" + args.document)]
+        chunks = ws.index.document_chunks(rec, matches[0].document_id, flt) if matches else []
+    if not chunks:
+        # The same words whether the document is missing or forbidden: no existence leak.
+        raise CatalogError(f"no document {args.document!r} that you may read in {rec.name!r}")
+    sections = sections_from_chunks(chunks)
+    with open_llm(settings) as choice:
+        if choice.client is None:
+            print(f"docent: summaries need a language model. {choice.notice}", file=sys.stderr)
+            return 2
+        final = None
+        for event in stream_summary(sections, choice.client, max_tokens=settings.llm_answer_tokens):
+            if event.type == "stage" and not args.json:
+                print(event.text, file=sys.stderr)
+            elif event.type == "delta" and not args.json:
+                print(event.text, end="", flush=True)
+            elif event.type == "final":
+                final = event.summary
+    if args.json:
+        print(json.dumps({"document": chunks[0].path, "title": chunks[0].title, **final.to_json_dict()},
+                         ensure_ascii=False))
+        return 0
+    print(f"\n\n({final.path}, {final.prompt_tokens} prompt tokens of a {final.budget_tokens}-token budget)")
+    for c in final.citations:
+        print(f"[{c.n}] {c.label}: “{c.quote.strip()[:200]}”" + ("" if c.supported else "  [not supported]"))
+    return 0
