@@ -61,7 +61,6 @@ def ground(
     checker: SupportChecker,
     *,
     found: bool | None = None,
-    extra_removed: Sequence[int] = (),
     attribute: bool = True,
 ) -> Answer:
     """Validate ``raw`` (text with [n] marks) against ``passages`` (n = position + 1).
@@ -71,7 +70,7 @@ def ground(
     """
     valid = range(1, len(passages) + 1)
     rewritten = cit.rewrite_marks(raw, valid)
-    removed = list(dict.fromkeys([*extra_removed, *rewritten.removed]))
+    removed = rewritten.removed
     text = rewritten.text.strip()
     if found is False or not text or says_refusal(text):
         return refused(question, passages, removed=removed)

@@ -22,7 +22,7 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 
 from assistant.answer_models import Answer, AnswerEvent
-from assistant.audit import AuditEvent, AuditLog, Outcome, cited_documents
+from assistant.audit import AuditLog, Outcome, cited_documents
 from assistant.rate_limit import RateLimiter
 from assistant.safety import Classifier, SafetyPolicy, Verdict
 from retrieval.models import Principal

@@ -85,6 +85,7 @@ class ReindexReport(BaseModel):
     switched: bool = False
     caught_up: int = Field(default=0, description="Changes to the live index replayed into the new one.")
     files: list[ReindexedFile] = Field(default_factory=list)
+    notes: list[str] = Field(default_factory=list)
 
     @property
     def counts(self) -> dict[str, int]:
@@ -186,11 +187,16 @@ class Reindexer:
         if self.on_switch is not None:
             self.on_switch(old, new)
         # A writer that resolved the alias just before the switch may still land in the old
-        # index: replay once more, then give in-flight queries the grace period.
-        self._catch_up(rec, snapshot, old_view, new_view, report)
-        if self.grace_s > 0:
-            time.sleep(self.grace_s)
-        self.store.drop_collection(old)
+        # index: replay once more, then give in-flight queries the grace period. The switch is
+        # done; a failure from here on leaves the old index behind (the next re-index drops it).
+        try:
+            self._catch_up(rec, snapshot, old_view, new_view, report)
+            if self.grace_s > 0:
+                time.sleep(self.grace_s)
+            self.store.drop_collection(old)
+        except Exception as exc:
+            log.warning("re-index of %s switched, but cleaning up %s failed: %s", rec.name, old, exc)
+            report.notes.append(f"switched, but the old index {old} was not dropped: {exc}")
         report.finished_at = time.time()
         return report
 
@@ -277,6 +283,7 @@ class Reindexer:
         for path in set(snapshot) - set(current):
             changed += 1
             new_view.remove_document(rec, snapshot[path].document_id)
+            report.files = [f for f in report.files if f.path != path]
             report.files.append(ReindexedFile(path=path, document_id=snapshot[path].document_id, status="removed",
                                               reason="removed from the live index during the re-index"))
         if redo:

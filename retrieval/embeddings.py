@@ -90,7 +90,7 @@ class Embedder:
     def __init__(self, settings: Settings) -> None:
         self._settings = settings
         self.path = resolve_model_dir(settings)
-        self._quantize = bool(getattr(settings, "embedding_quantize", False))
+        self._quantize = settings.embedding_quantize
         self.model_id = folder_model_id(self.path) + ("+int8dyn" if self._quantize else "")
         self._model: SentenceTransformer | None = None
         self._prompts: dict[str, str | None] = {}

@@ -50,6 +50,11 @@ class Settings(BaseSettings):
     )
     embedding_device: str = "cpu"
     embedding_batch_size: int = 32
+    embedding_quantize: bool = Field(
+        default=False,
+        description="Dynamic int8 quantisation of the embedding model's Linear layers (CPU only). "
+        "Faster, vectors differ slightly: part of the model id, so switching it needs a reindex.",
+    )
     chunk_tokens: int = 256
     chunk_overlap_tokens: int = 32
 

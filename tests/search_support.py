@@ -1,11 +1,9 @@
-"""Shared helpers for the search and access-control tests: one real embedder per test process,
-real embedded stores in temporary folders, documents indexed through the real DocumentIndexer."""
+"""Helpers for the search and access-control tests: documents indexed through the real
+DocumentIndexer into real embedded stores (the embedder is conftest's session fixture)."""
 
 from __future__ import annotations
 
-import functools
 import json
-import os
 from pathlib import Path
 from typing import Iterable
 
@@ -14,28 +12,16 @@ from ingest.indexer import DocumentIndexer, SourceFile
 from ingest.parsed import ParsedDocument
 from retrieval.catalog import CollectionRecord
 from retrieval.evaluation import CorpusRecord, load_corpus
-from retrieval.settings import Settings
 from retrieval.workspace import Workspace
+from tests.conftest import FIXTURES, make_settings
 
-FIXTURES = Path(__file__).parent / "fixtures" / "retrieval"
-
-
-@functools.cache
-def shared_embedder():
-    """Loading the model costs seconds: every test of the process shares this one."""
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-    from retrieval.embeddings import Embedder
-
-    return Embedder.from_settings(Settings())
+RETRIEVAL_FIXTURES = FIXTURES / "retrieval"
 
 
-def open_workspace(data_dir: Path, **overrides) -> Workspace:
-    """A workspace on the embedded engine in ``data_dir`` (the environment cannot redirect it)."""
-    settings = Settings(data_dir=data_dir, qdrant_url=None, qdrant_embedded_engine="edge", **overrides)
-    ws = Workspace(settings)
-    ws.__dict__["embedder"] = shared_embedder()  # the cached_property, pre-filled
-    return ws
+def open_workspace(data_dir: Path, embedder, **overrides) -> Workspace:
+    """The embedded engine in ``data_dir``, whatever DOCENT_* says."""
+    settings = make_settings(data_dir, qdrant_url=None, qdrant_embedded_engine="edge", **overrides)
+    return Workspace(settings, embedder=embedder)
 
 
 def index_items(ws: Workspace, collection: str, items: Iterable[tuple[SourceFile, ParsedDocument]],
@@ -47,7 +33,7 @@ def index_items(ws: Workspace, collection: str, items: Iterable[tuple[SourceFile
 
 
 def fixture_records(name: str) -> list[CorpusRecord]:
-    return list(load_corpus(FIXTURES / name))
+    return list(load_corpus(RETRIEVAL_FIXTURES / name))
 
 
 def index_records(ws: Workspace, collection: str, records: Iterable[CorpusRecord],

@@ -1,14 +1,13 @@
 """One contract for every index back-end: edge (Rust engine in-process) and qdrant-client local mode.
 
-Real engines on temporary folders, small synthetic vectors (dim 8) so the suite stays fast.
-The expected orderings are computed here in plain Python, not copied from an engine.
+Real engines on temporary folders, small synthetic vectors (dim 8, tests/store_corpus.py) so
+the suite stays fast. A Qdrant server cannot be installed here; client.py talks to one through
+the same qdrant-client calls that local mode answers.
 """
 
 from __future__ import annotations
 
-import math
 import os
-import random
 import subprocess
 import sys
 import textwrap
@@ -16,98 +15,14 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from qdrant_client import QdrantClient
 
-from retrieval.models import Chunk, chunk_id_for, document_id_for
-from retrieval.settings import Settings
-from retrieval.store.base import (
-    CollectionNotFoundError,
-    Filter,
-    HybridWeights,
-    IndexBusyError,
-    Match,
-    SparseVec,
-    VectorStore,
-)
-from retrieval.store.client import QdrantClientStore
-from retrieval.store.edge import EdgeStore
+from retrieval.models import document_id_for
+from retrieval.store.base import CollectionNotFoundError, Filter, HybridWeights, Match, SparseVec
 from retrieval.store.factory import open_store
-from retrieval.store.lock import FileLock, LockBusyError, read_holder
-
-REPO = Path(__file__).resolve().parents[1]
-DIM = 8
-COLL = "docent_test_v1"
-BACKENDS = ["edge", "local"]
-
-# --- synthetic corpus: 3 documents x 4 chunks --------------------------------------------
-DOCS = {"alpha": None, "beta": ["hr"], "gamma": ["hr", "legal"]}
-COMMON_TERM = 1
-
-
-def doc_term(d: int) -> int:
-    return 100 + d
-
-
-def unique_term(j: int) -> int:
-    return 1000 + j
-
-
-def make_corpus() -> tuple[list[Chunk], list[list[float]], list[SparseVec]]:
-    rng = random.Random(7)
-    chunks, dense, sparse = [], [], []
-    for d, (doc, groups) in enumerate(DOCS.items()):
-        document_id = document_id_for("handbook", f"{doc}.pdf")
-        for i in range(4):
-            j = len(chunks)
-            chunks.append(
-                Chunk(
-                    id=chunk_id_for(document_id, f"hash-{doc}", i),
-                    document_id=document_id,
-                    collection="handbook",
-                    path=f"{doc}.pdf",
-                    title=doc.title(),
-                    text=f"{doc} passage {i}",
-                    chunk_index=i,
-                    n_chunks=4,
-                    start=i * 100,
-                    end=i * 100 + 99,
-                    page=i + 1,
-                    heading_path=["Intro", doc] if i % 2 else [],
-                    kind="table" if i == 3 else "text",
-                    content_hash=f"c{j}",
-                    file_hash=f"hash-{doc}",
-                    access_groups=groups,
-                    disabled=(doc == "gamma" and i == 3),
-                )
-            )
-            dense.append([rng.uniform(-1, 1) for _ in range(DIM)])
-            sparse.append(
-                SparseVec(
-                    (COMMON_TERM, doc_term(d), unique_term(j)),
-                    (rng.uniform(0.5, 2), rng.uniform(0.5, 2), rng.uniform(0.5, 2)),
-                )
-            )
-    return chunks, dense, sparse
-
-
-CHUNKS, DENSE, SPARSE = make_corpus()
-IDS = [c.id for c in CHUNKS]
-
-
-def cosine(a: list[float], b: list[float]) -> float:
-    return sum(x * y for x, y in zip(a, b)) / math.sqrt(sum(x * x for x in a) * sum(y * y for y in b))
-
-
-def dense_order(q: list[float], allowed: set[str] | None = None) -> list[str]:
-    scored = [(cosine(q, v), c.id) for c, v in zip(CHUNKS, DENSE) if allowed is None or c.id in allowed]
-    return [i for _, i in sorted(scored, reverse=True)]
-
-
-def open_backend(kind: str, folder: Path) -> VectorStore:
-    if kind == "edge":
-        return EdgeStore(folder / "edge")
-    return QdrantClientStore(QdrantClient(path=str(folder / "local")))
-
+from tests.store_corpus import (
+    BACKENDS, CHUNKS, COLL, COMMON_TERM, DENSE, DIM, DOCS, IDS, REPO, SPARSE,
+    by_doc, cosine, dense_order, doc_term, docs_of, embedded_settings, ids_of, open_backend, unique_term,
+)
 
 @pytest.fixture(params=BACKENDS)
 def kind(request) -> str:
@@ -138,18 +53,6 @@ def shared(request, tmp_path_factory):
     s.upsert(COLL, CHUNKS, DENSE, SPARSE)
     yield s
     s.close()
-
-
-def ids_of(chunks) -> list[str]:
-    return [c.id for c in chunks]
-
-
-def by_doc(doc: str) -> Match:
-    return Match("document_id", (document_id_for("handbook", f"{doc}.pdf"),))
-
-
-def docs_of(ids) -> set[str]:
-    return {CHUNKS[IDS.index(i)].path.removesuffix(".pdf") for i in ids}
 
 
 # --- collections ------------------------------------------------------------------------
@@ -399,10 +302,6 @@ def test_backends_return_the_same_results(tmp_path):
 
 
 # --- locking ------------------------------------------------------------------------------
-def embedded_settings(data_dir: Path, engine: str) -> Settings:
-    return Settings(_env_file=None, data_dir=data_dir, qdrant_url=None, qdrant_embedded_engine=engine)
-
-
 _TRY_OPEN = textwrap.dedent(
     """
     import sys
@@ -443,87 +342,3 @@ def test_second_process_gets_index_busy_naming_the_holder(engine, tmp_path):
         store.close()
     freed = try_open_in_other_process(tmp_path, engine)
     assert freed.returncode == 0 and "opened" in freed.stdout, freed.stderr
-
-
-def test_same_process_second_open_is_refused_too(tmp_path):
-    store = open_store(embedded_settings(tmp_path, "edge"))
-    try:
-        with pytest.raises(IndexBusyError, match=f"pid {os.getpid()}"):
-            open_store(embedded_settings(tmp_path, "edge"))
-    finally:
-        store.close()
-    open_store(embedded_settings(tmp_path, "edge")).close()
-
-
-def test_local_mode_opened_without_our_lock_is_reported_busy(tmp_path):
-    settings = embedded_settings(tmp_path, "local")
-    outsider = QdrantClient(path=str(settings.index_dir / "local"))
-    try:
-        with pytest.raises(IndexBusyError, match="another process"):
-            open_store(settings)
-    finally:
-        outsider.close()
-    open_store(settings).close()  # our lock was released after the failure
-
-
-def test_file_lock_records_and_clears_holder(tmp_path):
-    path = tmp_path / "locks" / "batch.lock"
-    path.parent.mkdir()
-    path.write_text("garbage left by a crashed holder")  # a stale file never blocks
-    with FileLock(path, "batch run") as lock:
-        holder = read_holder(path)
-        assert holder is not None and holder.pid == os.getpid() and holder.purpose == "batch run"
-        with pytest.raises(LockBusyError) as err:
-            FileLock(path, "batch run").acquire()
-        assert err.value.holder == holder
-        assert str(err.value).startswith(f"batch run busy: {path} is held by pid {os.getpid()}")
-        assert lock.held
-    assert read_holder(path) is None
-    FileLock(path, "batch run").acquire().release()
-
-
-# --- edge specifics -----------------------------------------------------------------------
-_KILL_AFTER_WRITE = textwrap.dedent(
-    """
-    import os, signal, sys
-    sys.path.insert(0, sys.argv[2])
-    from tests.test_store_contract import CHUNKS, COLL, DENSE, DIM, SPARSE, by_doc
-    from retrieval.store.base import Filter
-    from retrieval.store.edge import EdgeStore
-    s = EdgeStore(sys.argv[1])
-    s.ensure_collection(COLL, DIM)
-    s.upsert(COLL, CHUNKS, DENSE, SPARSE)
-    s.set_payload(COLL, Filter(must=(by_doc("alpha"),)), {"disabled": True})
-    s.delete(COLL, Filter(must=(by_doc("beta"),)))
-    os.kill(os.getpid(), signal.SIGKILL)
-    """
-)
-
-
-def test_edge_loses_nothing_on_kill_9(tmp_path):
-    proc = subprocess.run(
-        [sys.executable, "-c", _KILL_AFTER_WRITE, str(tmp_path / "edge"), str(REPO)],
-        cwd=REPO, capture_output=True, text=True, timeout=120,
-    )
-    assert proc.returncode == -9, proc.stderr
-    s = EdgeStore(tmp_path / "edge")
-    try:
-        assert s.count(COLL) == 8
-        assert s.count(COLL, Filter(must=(Match("disabled", (True,)),))) == 5
-        assert s.retrieve(COLL, [IDS[11]]) == [CHUNKS[11]]
-    finally:
-        s.close()
-
-
-def test_edge_rejects_unsafe_names_and_unmatchable_bools(tmp_path):
-    s = EdgeStore(tmp_path)
-    try:
-        for bad in ("../escape", ".hidden", "a/b", ""):
-            with pytest.raises(ValueError, match="name"):
-                s.ensure_collection(bad, DIM)
-        s.ensure_collection(COLL, DIM)
-        # qdrant-edge-py 0.9.0 sends MatchValue(True) as 1: refuse rather than silently match nothing
-        with pytest.raises(ValueError, match="cannot match booleans"):
-            s.count(COLL, Filter(must=(Match("reviewed", (True,)),)))
-    finally:
-        s.close()

@@ -245,3 +245,75 @@ def test_removed_user_is_logged_out_at_the_next_click(site):
     site.res.users.remove("temp")
     at.run()
     assert not at.title and "Log in" in [b.label for b in at.button]
+
+
+def test_summarize_lists_readable_documents_and_says_why_without_a_model(site):
+    at = login("bob", "bob-password")
+    at.switch_page("views/summarize.py").run()
+    picker = at.selectbox(key="summary_doc")
+    labels = picker.options
+    assert any("travel-policy.pdf" in label for label in labels)
+    assert not any("falcon" in label.lower() for label in labels)  # Finance is not bob's
+    picker.select_index(0).run()
+    assert "none is configured" in texts(at)
+    assert next(b for b in at.button if b.label == "Summarize").disabled
+
+
+def test_sections_for_summaries_follow_pages(site):
+    from ui.library import readable_chunks, sections_from_chunks
+
+    rec = site.res.workspace.catalog.get("Handbook")
+    doc = next(d for d in site.res.workspace.index.list_documents(rec) if d.path.endswith("travel-policy.pdf"))
+    chunks = readable_chunks(site.res, Principal(user="bob"), rec.id, doc.document_id)
+    sections = sections_from_chunks(chunks)
+    assert [s.label for s in sections] == ["p. 1", "p. 2"]
+    assert sections[1].text.startswith("Meal allowance") and "45 euros" in sections[1].text
+    assert sections[0].text.count("This policy applies") == 1  # chunk overlaps are not repeated
+
+
+def test_a_busy_index_is_reported_in_plain_words(tmp_path, monkeypatch):
+    from retrieval.store.factory import index_lock
+
+    monkeypatch.setenv("DOCENT_DATA_DIR", str(tmp_path / "busy"))
+    monkeypatch.setenv("DOCENT_LOCAL_LLM", "none")
+    settings = Settings()
+    from ui.auth.users import UserStore
+
+    UserStore.from_settings(settings).add("admin", "admin-password", role="admin")
+    lock = index_lock(settings).acquire()  # as a running `docent ingest` would hold it
+    try:
+        at = login("admin", "admin-password")
+        message = texts(at)
+        assert "The document index is in use by another Docent process" in message
+        assert f"pid {__import__('os').getpid()}" in message
+    finally:
+        lock.release()
+
+
+def test_generated_answers_mark_unsupported_sentences_and_summaries_cite_pages(site):
+    """With a language model (a real HTTP server speaking vLLM's API, fixed reply), a claim its
+    citation does not support is shown marked; summaries stream with page citations."""
+    from .vllm_stub import VLLMStub
+
+    reply = "This policy applies to every employee who travels for work [1]. Flights are always first class [1]."
+    with VLLMStub(reply=reply) as stub, pytest.MonkeyPatch.context() as mp:
+        mp.setenv("DOCENT_LLM_BASE_URL", stub.base_url)
+        mp.setenv("DOCENT_LLM_ANSWER_FORMAT", "inline")
+        at = login("bob", "bob-password")
+        assert "Qwen/Qwen2.5-7B-Instruct" in texts(at)  # the sidebar names the model
+        at.chat_input[0].set_value("Who does the travel policy apply to?").run()
+        assert not at.exception, at.exception
+        html = texts(at)
+        unsupported = re.findall(r'<span class="unsupported"[^>]*>(.*?)</span>', html)
+        assert len(unsupported) == 1 and "first class" in unsupported[0]
+        assert "travels for work" in html.split('class="unsupported"')[0]
+
+        at.switch_page("views/summarize.py").run()
+        picker = at.selectbox(key="summary_doc")
+        picker.select_index(next(i for i, o in enumerate(picker.options) if "travel-policy.pdf" in o)).run()
+        next(b for b in at.button if b.label == "Summarize").click().run()
+        assert not at.exception, at.exception
+        html = texts(at)
+        assert "every employee who travels for work" in html and 'href="#sum-' in html
+        assert '<span class="src-title">p. 1</span>' in html and "<mark>" in html
+        assert any("chat/completions" in r for r in stub.requests)

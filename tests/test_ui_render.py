@@ -75,3 +75,12 @@ def test_copy_text_and_history():
     turns = [Turn("q1", a, ["C"]), Turn("q2", Answer(answer="No.", mode="refused"), ["C"])]
     h = history(turns)
     assert [t["role"] for t in h] == ["user", "assistant"] and "[1]" not in h[1]["content"]
+
+
+def test_upload_names_cannot_escape_the_upload_folder():
+    from ui.uploads import safe_name
+
+    assert safe_name("../../etc/passwd.pdf") == "passwd.pdf"
+    assert safe_name("C:\\Users\\me\\Report 2024 (final).docx") == "Report 2024 (final).docx"
+    assert safe_name("rm -rf $(x);.pdf") == "rm -rf _(x)_.pdf"
+    assert safe_name("..") == ""

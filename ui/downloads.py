@@ -11,6 +11,7 @@ import base64
 import html
 import json
 import mimetypes
+import uuid
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -128,11 +129,20 @@ def open_at_page_html(file: OriginalFile, page: int | None, label: str) -> str |
         return None
     payload = base64.b64encode(file.data).decode("ascii")
     fragment = f"#page={int(page)}" if page else ""
+    button_id = "docent-open-" + uuid.uuid4().hex[:12]
     return f"""
-<button class="docent-open-pdf" type="button" onclick='(function(){{
-  const bin = atob({json.dumps(payload)});
-  const bytes = new Uint8Array(bin.length);
-  for (let i = 0; i < bin.length; i++) bytes[i] = bin.charCodeAt(i);
-  const url = URL.createObjectURL(new Blob([bytes], {{type: "application/pdf"}}));
-  window.open(url + {json.dumps(fragment)}, "_blank");
-}})()'>{html.escape(label)}</button>"""
+<button class="docent-open-pdf" type="button" id="{button_id}">{html.escape(label)}</button>
+<script>
+(function () {{
+  const button = document.getElementById({json.dumps(button_id)});
+  if (!button) return;
+  const payload = {json.dumps(payload)};
+  button.addEventListener("click", function () {{
+    const bin = atob(payload);
+    const bytes = new Uint8Array(bin.length);
+    for (let i = 0; i < bin.length; i++) bytes[i] = bin.charCodeAt(i);
+    const url = URL.createObjectURL(new Blob([bytes], {{type: "application/pdf"}}));
+    window.open(url + {json.dumps(fragment)}, "_blank");
+  }});
+}})();
+</script>"""

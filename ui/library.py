@@ -10,11 +10,11 @@ from dataclasses import dataclass
 from typing import Iterator
 
 from assistant.answer_models import SourceSection, SummaryEvent
+from assistant.document_sections import sections_from_chunks
 from retrieval.access import can_read_collection, can_write_collection, read_filter
 from retrieval.catalog import CollectionRecord
 from retrieval.index import DocumentInfo
 from retrieval.models import Chunk, Principal
-from retrieval.passages import stitch
 from retrieval.store.base import Filter, Match
 from ui.services import Resources
 
@@ -101,40 +101,46 @@ def readable_chunks(res: Resources, principal: Principal, collection_id: str, do
     return [c for c in chunks if c.file_hash == info.file_hash]
 
 
-def sections_from_chunks(chunks: list[Chunk]) -> list[SourceSection]:
-    """A document's chunks as ordered sections: one per PDF page, one per DOCX heading path."""
-    groups: list[list[Chunk]] = []
-    for c in chunks:
-        key = (c.page, tuple(c.heading_path))
-        if groups and (groups[-1][0].page, tuple(groups[-1][0].heading_path)) == key:
-            groups[-1].append(c)
-        else:
-            groups.append([c])
-    sections: list[SourceSection] = []
-    for g in groups:
-        first = g[0]
-        if first.page is not None:
-            label = f"p. {first.page}"
-        elif first.heading_path:
-            label = " > ".join(first.heading_path)
-        else:
-            label = f"part {len(sections) + 1}"
-        sections.append(SourceSection(label=label, page=first.page, heading_path=list(first.heading_path),
-                                      start=min(c.start for c in g), end=max(c.end for c in g), text=stitch(g)))
-    return sections
-
-
 def summary_sections(res: Resources, principal: Principal, collection_id: str, document_id: str) -> list[SourceSection]:
-    return sections_from_chunks(readable_chunks(res, principal, collection_id, document_id))
+    # The summariser numbers non-empty sections only; dropping empty ones keeps [n] == index + 1.
+    sections = sections_from_chunks(readable_chunks(res, principal, collection_id, document_id))
+    return [s for s in sections if s.text.strip()]
 
 
-def stream_summary(res: Resources, sections: list[SourceSection]) -> Iterator[SummaryEvent]:
+class RateLimitedError(PermissionError):
+    pass
+
+
+def stream_summary(res: Resources, principal: Principal, collection_id: str, document_id: str,
+                   sections: list[SourceSection]) -> Iterator[SummaryEvent]:
+    """The summariser's events, rate-limited and audited like questions are."""
     from assistant.summarizer import stream_summary as summarize_stream
 
     llm = res.llm
     if llm.client is None:
         raise NoLanguageModelError(llm.notice)
-    return summarize_stream(sections, llm.client, max_tokens=res.settings.llm_answer_tokens)
+    guard = res.guard
+    decision = guard.limiter.check(principal.user)
+    if not decision.allowed:
+        raise RateLimitedError(decision.message)
+    events = summarize_stream(sections, llm.client, max_tokens=res.settings.llm_answer_tokens)
+    return _audited(res, principal, collection_id, document_id, events)
+
+
+def _audited(res: Resources, principal: Principal, collection_id: str, document_id: str,
+             events: Iterator[SummaryEvent]) -> Iterator[SummaryEvent]:
+    import time
+
+    started = time.perf_counter()
+    record = dict(event="summary", started=started, documents=[document_id])
+    try:
+        for event in events:
+            if event.type == "final":
+                res.guard.record(principal, [collection_id], "generated", **record)
+            yield event
+    except Exception:
+        res.guard.record(principal, [collection_id], "error", **record)
+        raise
 
 
 def quote_locations(res: Resources, answer) -> dict[int, tuple[int | None, str | None]]:

@@ -65,8 +65,13 @@ class Resources:
     @cached_property
     def searcher(self) -> "Searcher":
         from retrieval.search import Searcher
+        from retrieval.telemetry import InstrumentedSearcher, process_metrics
 
-        return Searcher.from_workspace(self.workspace)
+        return InstrumentedSearcher(Searcher.from_workspace(self.workspace), process_metrics())
+
+    @property
+    def guard(self):
+        return _guard(self.settings)
 
     @property
     def llm(self) -> LLMState:
@@ -105,7 +110,13 @@ class _LazyEmbedder:
         return getattr(_embedder(self._settings), name)
 
 
-@st.cache_resource(show_spinner="Opening the index…", hash_funcs=_HASH)
+# One opened index per index location: settings that differ elsewhere (another LLM, say) must
+# share it, since the embedded engine admits one opener per process.
+_INDEX_HASH = {Settings: lambda s: f"{s.data_dir.resolve()}|{s.qdrant_url}|{s.qdrant_embedded_engine}|"
+                                   f"{s.collection_prefix}|{s.embedding_model}"}
+
+
+@st.cache_resource(show_spinner="Opening the index…", hash_funcs=_INDEX_HASH)
 def _workspace(settings: Settings) -> Workspace:
     ws = Workspace(settings, embedder=_LazyEmbedder(settings))
     atexit.register(ws.close)
@@ -114,24 +125,26 @@ def _workspace(settings: Settings) -> Workspace:
 
 @st.cache_resource(show_spinner="Starting the language model…", hash_funcs=_HASH)
 def _llm(settings: Settings) -> LLMState:
-    if settings.llm_base_url:
-        from assistant.llm_client import LLMClient
+    # The choice (server, prepared local model, or none) is assistant.service's, shared with the
+    # CLI; the app keeps it open for the life of the process.
+    from assistant.service import open_llm
 
-        return LLMState(LLMClient(settings), settings.llm_model)
-    if settings.local_llm == "none":
-        return LLMState(None, "none", "No language model is configured: answers are extracted from the documents.")
-    try:
-        from assistant.llm_client import LLMClient
-        from assistant.local_llm import LocalLLMServer
+    context = open_llm(settings)
+    choice = context.__enter__()
+    atexit.register(context.__exit__, None, None, None)
+    label = {"server": settings.llm_model, "local": f"{settings.local_llm} (local)"}.get(choice.source, "none")
+    return LLMState(choice.client, label, choice.notice or None)
 
-        server = LocalLLMServer(settings)
-        server.__enter__()
-        atexit.register(server.__exit__, None, None, None)
-        return LLMState(LLMClient(settings, base_url=server.base_url), settings.local_llm)
-    except Exception as exc:  # the app still answers, extractively, and says why
-        log.warning("local LLM did not start: %s", exc)
-        return LLMState(None, "none", f"The local language model could not start ({exc}). "
-                                      "Answers are extracted from the documents instead.")
+
+@st.cache_resource(show_spinner=False, hash_funcs=_HASH)
+def _guard(settings: Settings):
+    """Rate limit, safety policy, metrics and audit around every question: one per process."""
+    from assistant.guard import AnswerGuard
+    from retrieval.telemetry import ensure_metrics_server, process_metrics
+
+    metrics = process_metrics()
+    ensure_metrics_server(settings, metrics, get_index=lambda: _workspace(settings).index)
+    return AnswerGuard.from_settings(settings, metrics)
 
 
 def describe_llm(settings: Settings) -> str:
@@ -158,4 +171,4 @@ def stream_answer(res: Resources, principal: "Principal", collections: list[str]
         return searcher.search(query, principal, names, mode=searcher.best_mode, k=ANSWER_PASSAGES).passages
 
     answerer = Answerer(res.settings, res.llm.client, retrieve, fallback_to_extractive=True)
-    return answerer.stream_answer(question, history or None)
+    return res.guard.stream(principal, names, question, lambda q: answerer.stream_answer(q, history or None))

@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import threading
 import warnings
-from contextlib import nullcontext
+from contextlib import contextmanager, nullcontext
 from typing import ContextManager, Iterator, Sequence
 
 from qdrant_client import QdrantClient, models
+from qdrant_client.http.exceptions import UnexpectedResponse
 
 from retrieval.models import Chunk
 from retrieval.store.base import (
@@ -126,8 +127,7 @@ class QdrantClientStore:
             self.client.delete_collection(name)  # missing: no-op; its aliases go with it
 
     def stats(self, name: str) -> CollectionStats:
-        with self._guard:
-            self._require(name)
+        with self._op(name):
             return CollectionStats(name=name, points=self.client.count(name, exact=True).count, dim=self._dim(name))
 
     def _dim(self, name: str) -> int:
@@ -136,17 +136,28 @@ class QdrantClientStore:
             raise ValueError(f"collection {name!r} has no named vector {DENSE!r}: not a Docent index")
         return vectors[DENSE].size
 
-    def _require(self, name: str) -> None:
-        if not self.client.collection_exists(name):
-            raise CollectionNotFoundError(name)
+    @contextmanager
+    def _op(self, name: str) -> Iterator[None]:
+        """Serialise (local mode) and turn "no such collection" into CollectionNotFoundError
+        without an extra round trip per call; names may be aliases, as on the server."""
+        with self._guard:
+            try:
+                yield
+            except UnexpectedResponse as exc:  # a server
+                if exc.status_code == 404:
+                    raise CollectionNotFoundError(name) from exc
+                raise
+            except ValueError as exc:  # local mode: "Collection X not found"
+                if str(exc).endswith("not found"):
+                    raise CollectionNotFoundError(name) from exc
+                raise
 
     # --- points --------------------------------------------------------------------------
     def upsert(
         self, name: str, chunks: Sequence[Chunk], dense: Sequence[Sequence[float]], sparse: Sequence[SparseVec]
     ) -> None:
         check_upsert(chunks, dense, sparse)
-        with self._guard:
-            self._require(name)
+        with self._op(name):
             for start in range(0, len(chunks), self.batch_size):
                 end = start + self.batch_size
                 points = [
@@ -163,21 +174,18 @@ class QdrantClientStore:
                 self.client.upsert(name, points=points, wait=True)
 
     def delete(self, name: str, flt: Filter) -> None:
-        with self._guard:
-            self._require(name)
+        with self._op(name):
             self.client.delete(name, points_selector=models.FilterSelector(filter=to_qdrant_filter(flt)), wait=True)
 
     def set_payload(self, name: str, flt: Filter, payload: dict) -> None:
-        with self._guard:
-            self._require(name)
+        with self._op(name):
             self.client.set_payload(name, payload=payload, points=models.FilterSelector(filter=to_qdrant_filter(flt)), wait=True)
 
     def scroll(self, name: str, flt: Filter | None = None, batch: int = 256) -> Iterator[Chunk]:
         qf = to_qdrant_filter(flt) if flt is not None else None
         offset = None
         while True:
-            with self._guard:
-                self._require(name)
+            with self._op(name):
                 records, offset = self.client.scroll(
                     name, scroll_filter=qf, limit=batch, offset=offset, with_payload=True, with_vectors=False
                 )
@@ -187,16 +195,14 @@ class QdrantClientStore:
                 return
 
     def count(self, name: str, flt: Filter | None = None) -> int:
-        with self._guard:
-            self._require(name)
+        with self._op(name):
             qf = to_qdrant_filter(flt) if flt is not None else None
             return self.client.count(name, count_filter=qf, exact=True).count
 
     def retrieve(self, name: str, ids: Sequence[str]) -> list[Chunk]:
         if not ids:
             return []
-        with self._guard:
-            self._require(name)
+        with self._op(name):
             records = self.client.retrieve(name, ids=list(ids), with_payload=True, with_vectors=False)
         return in_order(ids, [Chunk.from_payload(str(r.id), r.payload or {}) for r in records])
 
@@ -236,8 +242,7 @@ class QdrantClientStore:
                 prefetch.append(models.Prefetch(query=sparse_q, using=SPARSE, limit=weights.prefetch))
             rrf = models.Rrf(k=RRF_K, weights=rrf_weights(weights, sparse_q is not None))
             kwargs = {"prefetch": prefetch, "query": models.RrfQuery(rrf=rrf)}
-        with self._guard:
-            self._require(name)
+        with self._op(name):
             points = self.client.query_points(
                 name, query_filter=qf, limit=limit, with_payload=True, with_vectors=False, **kwargs
             ).points
@@ -247,7 +252,8 @@ class QdrantClientStore:
     def set_alias(self, alias: str, target: str) -> None:
         """Point ``alias`` at ``target`` in ONE alias request, so readers never see it missing."""
         with self._guard:
-            self._require(target)
+            if not self.client.collection_exists(target):
+                raise CollectionNotFoundError(target)
             if alias in self.list_collections():
                 raise ValueError(f"alias {alias!r} would shadow a collection of that name")
             ops: list = []

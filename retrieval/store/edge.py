@@ -6,12 +6,9 @@ Layout under ``root``::
     aliases.json       {"alias": "physical name"}, replaced atomically
     .creating-*/ .dropping-*/   transient; never listed
 
-Two quirks of qdrant-edge-py 0.9.0 shape this module:
+Two quirks of qdrant-edge-py 0.9.0 shape it:
 
-* ``MatchValue(True)`` reaches the engine as the integer 1 (the binding converts bool via int),
-  so a bool payload can never be matched. The bool fields of ``INDEXED_FIELDS`` are therefore
-  stored as 0/1 integers here and turned back into bools on the way out; callers see bools.
-  Matching a bool on any other key is refused with a clear error instead of returning nothing.
+* Booleans cannot be matched; edge_codec.py stores the bool fields as 0/1 (see there).
 * One process per shard folder: a second opener fails with "Can't init WAL: WouldBlock" and
   may harm the holder (NOTES.md). ``factory.open_store`` takes a FileLock on the whole root first.
 """
@@ -20,13 +17,12 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import shutil
 import threading
 import time
 import uuid
 from pathlib import Path
-from typing import Any, Iterator, Sequence
+from typing import Iterator, Sequence
 
 import qdrant_edge as qe
 
@@ -40,12 +36,12 @@ from retrieval.store.base import (
     Filter,
     HybridWeights,
     IndexBusyError,
-    Match,
     QueryMode,
     ScoredChunk,
     SparseVec,
 )
-from retrieval.store.checks import RRF_K, as_floats, check_match, check_query, check_upsert, in_order, rrf_weights
+from retrieval.store.checks import RRF_K, as_floats, check_query, check_upsert, in_order, rrf_weights
+from retrieval.store.edge_codec import EDGE_SCHEMA, check_name, encode_payload, to_chunk, to_edge_filter, to_sparse
 from retrieval.store.lock import FileLock
 
 # HNSW would be built only when a segment passes the indexing threshold during optimize(). On
@@ -55,75 +51,8 @@ from retrieval.store.lock import FileLock
 # deployments with millions of chunks per collection belong on a Qdrant server.
 NEVER_INDEX_KB = 2**31 - 1
 
-_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,199}$")
 _CONFIG_FILE = "edge_config.json"
 _ALIASES_FILE = "aliases.json"
-_BOOL_FIELDS = frozenset(k for k, v in INDEXED_FIELDS.items() if v == "bool")
-_SCHEMA = {
-    "keyword": qe.PayloadSchemaType.Keyword,
-    "integer": qe.PayloadSchemaType.Integer,
-    "bool": qe.PayloadSchemaType.Integer,  # stored as 0/1, see module docstring
-}
-
-
-def _check_name(name: str) -> str:
-    if not isinstance(name, str) or not _NAME.match(name):
-        raise ValueError(f"bad collection/alias name {name!r}: use letters, digits, '_', '-', '.' (max 200)")
-    return name
-
-
-def _encode_payload(payload: dict) -> dict:
-    return {k: int(v) if k in _BOOL_FIELDS and isinstance(v, bool) else v for k, v in payload.items()}
-
-
-def _decode_payload(payload: dict | None) -> dict:
-    return {
-        k: bool(v) if k in _BOOL_FIELDS and isinstance(v, int) and not isinstance(v, bool) else v
-        for k, v in (payload or {}).items()
-    }
-
-
-def _encode_value(key: str, v: str | int | bool) -> str | int:
-    if isinstance(v, bool):
-        if key not in _BOOL_FIELDS:
-            raise ValueError(
-                f"Match on {key!r} with a boolean: qdrant-edge-py 0.9.0 cannot match booleans; "
-                f"only the bool fields in INDEXED_FIELDS ({', '.join(sorted(_BOOL_FIELDS))}) can be filtered"
-            )
-        return int(v)
-    return v
-
-
-def to_edge_filter(flt: Filter) -> qe.Filter:
-    """Neutral tree -> qdrant_edge types. Empty clauses become ``None`` (no constraint)."""
-    return qe.Filter(
-        must=[_condition(c) for c in flt.must] or None,
-        should=[_condition(c) for c in flt.should] or None,
-        must_not=[_condition(c) for c in flt.must_not] or None,
-    )
-
-
-def _condition(cond: Match | Filter) -> Any:
-    if isinstance(cond, Filter):
-        return to_edge_filter(cond)
-    if not isinstance(cond, Match):
-        raise TypeError(f"filter condition must be Match or Filter, got {type(cond).__name__}")
-    check_match(cond)
-    values = list(dict.fromkeys(_encode_value(cond.key, v) for v in cond.values))
-    if len(values) == 1:
-        return qe.FieldCondition(cond.key, match=qe.MatchValue(values[0]))
-    # "equals any of ()" is false: an empty MatchAny matches nothing, as on the server.
-    if all(isinstance(v, str) for v in values) or all(isinstance(v, int) for v in values):
-        return qe.FieldCondition(cond.key, match=qe.MatchAny(values))
-    return qe.Filter(should=[qe.FieldCondition(cond.key, match=qe.MatchValue(v)) for v in values])
-
-
-def _chunk(point_id: Any, payload: dict | None) -> Chunk:
-    return Chunk.from_payload(str(point_id), _decode_payload(payload))
-
-
-def _sparse(s: SparseVec) -> qe.SparseVector:
-    return qe.SparseVector(list(s.indices), [float(x) for x in s.values])
 
 
 class EdgeStore:
@@ -164,7 +93,7 @@ class EdgeStore:
         return (self.root / name / _CONFIG_FILE).is_file()
 
     def ensure_collection(self, name: str, dim: int) -> None:
-        _check_name(name)
+        check_name(name)
         if dim < 1:
             raise ValueError(f"dim must be >= 1, got {dim}")
         with self._guard:
@@ -183,7 +112,7 @@ class EdgeStore:
             shard = qe.EdgeShard.create(str(tmp), config)
             try:
                 for field, kind in INDEXED_FIELDS.items():
-                    shard.update(qe.UpdateOperation.create_field_index(field, _SCHEMA[kind]))
+                    shard.update(qe.UpdateOperation.create_field_index(field, EDGE_SCHEMA[kind]))
                 shard.flush()
             finally:
                 shard.close()
@@ -191,7 +120,7 @@ class EdgeStore:
             _fsync_dir(self.root)
 
     def drop_collection(self, name: str) -> None:
-        _check_name(name)
+        check_name(name)
         with self._guard:
             shard = self._shards.pop(name, None)
             if shard is not None:
@@ -227,7 +156,7 @@ class EdgeStore:
         return self._dims[physical]
 
     def _physical(self, name: str) -> str:
-        _check_name(name)
+        check_name(name)
         if self._exists(name):
             return name
         target = self._read_aliases().get(name)
@@ -261,7 +190,7 @@ class EdgeStore:
             for start in range(0, len(chunks), self.batch_size):
                 end = start + self.batch_size
                 points = [
-                    qe.Point(c.id, {DENSE: as_floats(d), SPARSE: _sparse(s)}, _encode_payload(c.payload()))
+                    qe.Point(c.id, {DENSE: as_floats(d), SPARSE: to_sparse(s)}, encode_payload(c.payload()))
                     for c, d, s in zip(chunks[start:end], dense[start:end], sparse[start:end])
                 ]
                 shard.update(qe.UpdateOperation.upsert_points(points))
@@ -276,7 +205,7 @@ class EdgeStore:
     def set_payload(self, name: str, flt: Filter, payload: dict) -> None:
         with self._guard:
             shard = self._shard(name)
-            shard.update(qe.UpdateOperation.set_payload_by_filter(to_edge_filter(flt), _encode_payload(payload)))
+            shard.update(qe.UpdateOperation.set_payload_by_filter(to_edge_filter(flt), encode_payload(payload)))
             self._written(name, shard)
 
     def _written(self, name: str, shard: qe.EdgeShard) -> None:
@@ -305,7 +234,7 @@ class EdgeStore:
                 qe.ScrollRequest(offset=offset, limit=batch, filter=ef, with_payload=True, with_vector=False)
             )
             for r in records:
-                yield _chunk(r.id, r.payload)
+                yield to_chunk(r.id, r.payload)
             if offset is None:
                 return
 
@@ -317,7 +246,7 @@ class EdgeStore:
         if not ids:
             return []
         records = self._shard(name).retrieve(list(ids), True, False)
-        return in_order(ids, [_chunk(r.id, r.payload) for r in records])
+        return in_order(ids, [to_chunk(r.id, r.payload) for r in records])
 
     def query(
         self,
@@ -333,7 +262,7 @@ class EdgeStore:
         check_query(mode, dense, sparse, limit, weights)
         ef = to_edge_filter(flt) if flt is not None else None
         dense_q = as_floats(dense) if dense is not None else None
-        sparse_q = _sparse(sparse) if sparse is not None and sparse.indices else None
+        sparse_q = to_sparse(sparse) if sparse is not None and sparse.indices else None
         if mode == "dense":
             request = qe.QueryRequest(limit=limit, query=qe.Query.Nearest(dense_q, using=DENSE), filter=ef, with_payload=True)
         elif mode == "sparse":
@@ -349,13 +278,13 @@ class EdgeStore:
             fusion = qe.Fusion.Rrf(k=RRF_K, weights=rrf_weights(weights, sparse_q is not None))
             request = qe.QueryRequest(limit=limit, prefetches=prefetches, query=fusion, filter=ef, with_payload=True)
         points = self._shard(name).query(request)
-        return [ScoredChunk(_chunk(p.id, p.payload), float(p.score)) for p in points]
+        return [ScoredChunk(to_chunk(p.id, p.payload), float(p.score)) for p in points]
 
     # --- aliases --------------------------------------------------------------------------
     def set_alias(self, alias: str, target: str) -> None:
         """Atomic: the alias file is replaced whole, so readers see the old target or the new one."""
-        _check_name(alias)
-        _check_name(target)
+        check_name(alias)
+        check_name(target)
         with self._guard:
             if not self._exists(target):
                 raise CollectionNotFoundError(target)

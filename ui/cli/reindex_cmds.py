@@ -68,5 +68,7 @@ def run(settings: Settings, args: argparse.Namespace) -> int:
         for f in report.files:
             if f.status in ("missing", "failed"):
                 print(f"{f.status.upper():<8}{f.path}: {f.reason}", file=sys.stderr)
+        for note in report.notes:
+            print(f"WARNING {note}", file=sys.stderr)
         print(report.summary_line())
     return report.exit_code

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -68,6 +69,9 @@ def run(settings: Settings, args: argparse.Namespace) -> int:
         print(f"First login: user 'admin', password in {initial_admin_file(settings)}")
     env = {**os.environ, "DOCENT_DATA_DIR": str(settings.data_dir.resolve())}
     proc = subprocess.Popen(streamlit_command(settings, port, args.address), env=env)
+    # A service manager stops us with SIGTERM: pass it on so the app (and the index lock it
+    # holds) does not outlive us.
+    signal.signal(signal.SIGTERM, lambda *_: proc.terminate())
     try:
         if wait_until_up(url, proc):
             print(f"Docent is running at {url}  (Ctrl+C stops it)", flush=True)

@@ -68,13 +68,18 @@ def render() -> None:
         st.caption("The summary cites the pages or sections each statement comes from.")
         return
     store: dict = st.session_state.setdefault(SUMMARIES, {})
-    if st.button("Summarize", type="primary", icon=":material/summarize:"):
+    settings = ctx.res.settings
+    has_llm = bool(settings.llm_base_url) or settings.local_llm != "none"
+    if not has_llm:
+        st.info("Summaries are written by the language model, and none is configured. An administrator can "
+                "set DOCENT_LLM_BASE_URL (vLLM) or DOCENT_LOCAL_LLM to enable them.", icon=":material/info:")
+    if st.button("Summarize", type="primary", icon=":material/summarize:", disabled=not has_llm):
         status, body = st.empty(), st.empty()
         text = ""
         try:
             sections = summary_sections(ctx.res, ctx.principal, doc.collection, doc.document_id)
             status.caption(f"Reading {len(sections)} section(s)…")
-            for event in stream_summary(ctx.res, sections):
+            for event in stream_summary(ctx.res, ctx.principal, doc.collection, doc.document_id, sections):
                 if event.type == "stage":
                     status.caption(event.text)
                 elif event.type == "delta":

@@ -31,6 +31,8 @@ def show_report(report: IngestReport) -> None:
 def render() -> None:
     ctx = context()
     st.title("Add documents")
+    st.caption("Files are parsed and indexed right away; you can ask about them as soon as they are done. "
+               "A file with the same name as an earlier upload replaces it.")
     try:
         targets = writable_collections(ctx.res, ctx.principal)
     except Exception as exc:
