@@ -74,7 +74,8 @@ def standalone_query(
         return fallback
     query = clean_rewrite(raw)
     if not acceptable_rewrite(query, follow_up, fallback):
-        log.info("query rewrite rejected (%r), using heuristic", query)
+        # Never the text itself: user input stays out of ordinary logs.
+        log.info("query rewrite rejected (%d chars), using heuristic", len(query))
         return fallback
     return query
 

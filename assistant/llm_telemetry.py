@@ -42,8 +42,9 @@ class InstrumentedLLM:
                     m.llm_ttft.labels(model).observe(time.perf_counter() - started)
                 parts.append(text)
                 yield text
-        except GeneratorExit:
-            raise  # the reader stopped early (a safety stop, a closed page): not an error
+        except GeneratorExit:  # the reader stopped early (a safety stop, a closed page): not an error
+            m.llm_requests.labels(model or self._model(), "cancelled").inc()
+            raise
         except Exception as exc:
             m.llm_requests.labels(model or self._model(), "error").inc()
             m.observe_error(exc)

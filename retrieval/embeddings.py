@@ -17,6 +17,7 @@ import logging
 import os
 import re
 import threading
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -240,9 +241,23 @@ class Embedder:
 
 
 def _quantize_linear_int8(model: SentenceTransformer) -> SentenceTransformer:
-    """Dynamic int8 quantisation of every Linear layer (weights int8, activations quantised
-    per batch); CPU only."""
-    import torch
-    from torch.ao.quantization import quantize_dynamic
+    """Dynamic int8 quantisation (per-channel weights, activations quantised per call) of the
+    Linear layers that do not shrink their input; CPU only.
 
-    return quantize_dynamic(model, {torch.nn.Linear}, dtype=torch.qint8, inplace=True)
+    Down-projections (BERT's FFN output, 1536 -> 384) stay float32: they read the post-GELU
+    activations, whose outliers per-tensor activation scales handle badly. Measured on e5-small
+    (EN+ZH, 48 passages): all layers cosine min 0.982 vs float32; without down-projections
+    min 0.996 at ~1.5x the float32 speed on 2 cores.
+    """
+    import torch
+    from torch.ao.quantization import per_channel_dynamic_qconfig, quantize_dynamic
+
+    spec = {
+        name: per_channel_dynamic_qconfig
+        for name, module in model.named_modules()
+        if isinstance(module, torch.nn.Linear) and module.in_features <= module.out_features
+    }
+    with warnings.catch_warnings():
+        # torch deprecates its quantised tensor types in favour of torchao (not installable here).
+        warnings.filterwarnings("ignore", message=".*quantize_per_tensor.*deprecated", category=UserWarning)
+        return quantize_dynamic(model, spec, dtype=torch.qint8, inplace=True)

@@ -146,6 +146,8 @@ class Searcher:
         if engine_mode == "hybrid":
             stages.append(f"hybrid: dense+sparse prefetch {w.prefetch} each, RRF weights "
                           f"dense={w.dense:g} sparse={w.sparse:g}")
+            if not sparse_q.indices:
+                stages.append("sparse: the question has no keyword terms, dense results only")
         else:
             stages.append(engine_mode)
 

@@ -12,6 +12,9 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
 from retrieval.settings import Settings  # noqa: E402
 
+# A real llama-server with the 0.5B Qwen model, started once per session (see that module).
+pytest_plugins = ["tests.llm_server_fixture"]
+
 FIXTURES = Path(__file__).parent / "fixtures"
 REPO = Path(__file__).parent.parent
 

@@ -78,7 +78,7 @@ def running_app(settings, log_path: Path, **env_extra: str):
         proc = subprocess.Popen(streamlit_command(settings, port, "127.0.0.1"), cwd=REPO, env=env,
                                 stdout=log, stderr=subprocess.STDOUT)
         try:
-            deadline = time.monotonic() + 90
+            deadline = time.monotonic() + 180
             while True:
                 try:
                     urllib.request.urlopen(url + "/_stcore/health", timeout=2)
@@ -111,7 +111,7 @@ def browser():
 @pytest.fixture
 def page(browser):
     context = browser.new_context(viewport={"width": 1400, "height": 1000})
-    context.set_default_timeout(60_000)
+    context.set_default_timeout(120_000)
     pg = context.new_page()
     yield pg
     context.close()
@@ -147,14 +147,14 @@ def test_upload_ask_click_citation_and_see_the_page(server, page, shots):
     page.get_by_role("option", name="Handbook").click()
     page.locator("input[type=file]").set_input_files(str(server["travel"]))
     page.get_by_role("button", name="Add to collection").click()
-    page.get_by_text("1 file(s) indexed").wait_for(timeout=120_000)
+    page.get_by_text("1 file(s) indexed").wait_for(timeout=300_000)
     page.get_by_test_id("stDataFrame").first.wait_for()  # the per-file results table
 
     page.get_by_role("link", name="Ask").click()
     page.get_by_role("heading", name="Ask your documents").wait_for()
     ask(page, "What is the daily meal allowance?")
     cite = page.locator("a.cite").first
-    cite.wait_for(timeout=120_000)
+    cite.wait_for(timeout=300_000)
     target = cite.get_attribute("href")
     cite.click()
     # The citation leads to its source card: title, page, and the quote highlighted.
@@ -205,9 +205,9 @@ def test_user_without_access_cannot_see_or_retrieve_a_collection(server, page):
     assert sidebar.get_by_role("link", name="Collections").count() == 0  # no admin pages
 
     ask(page, "What is the confidential budget of Project Falcon?")
-    page.get_by_test_id("stChatMessage").nth(1).wait_for(timeout=120_000)
+    page.get_by_test_id("stChatMessage").nth(1).wait_for(timeout=300_000)
     page.wait_for_function(
-        "() => !document.body.innerText.includes('Searching your documents')", timeout=120_000)
+        "() => !document.body.innerText.includes('Searching your documents')", timeout=300_000)
     body = page.locator("body").inner_text()
     assert "9 million" not in body and "Falcon budget" not in body
     assert not re.search(r"falcon\.pdf", body, re.I)
@@ -231,14 +231,14 @@ def test_proxy_login_takes_user_and_groups_from_trusted_headers(tmp_path, browse
         anonymous = browser.new_context()
         pg = anonymous.new_page()
         pg.goto(url)
-        pg.get_by_text("No user was announced by the reverse proxy").wait_for(timeout=60_000)
+        pg.get_by_text("No user was announced by the reverse proxy").wait_for(timeout=120_000)
         anonymous.close()
 
         headers = {"X-Forwarded-User": "carol@example.com", "X-Forwarded-Groups": "finance,admins"}
         proxied = browser.new_context(extra_http_headers=headers, viewport={"width": 1400, "height": 1000})
         pg = proxied.new_page()
         pg.goto(url)
-        pg.get_by_role("heading", name="Ask your documents").wait_for(timeout=60_000)
+        pg.get_by_role("heading", name="Ask your documents").wait_for(timeout=120_000)
         sidebar = pg.get_by_test_id("stSidebar")
         assert "carol@example.com" in sidebar.inner_text()
         assert "Finance" in sidebar.get_by_test_id("stMultiSelect").inner_text()

@@ -86,6 +86,7 @@ def get_resources(settings: Settings) -> Resources:
     if first is not None:
         # Visible in the terminal of whoever started the app with plain `streamlit run`.
         print(first.instructions(), flush=True)
+    _guard(settings)  # brings /metrics up at start, not at the first question
     return Resources(settings, users, FeedbackStore.from_settings(settings))
 
 
@@ -118,8 +119,12 @@ _INDEX_HASH = {Settings: lambda s: f"{s.data_dir.resolve()}|{s.qdrant_url}|{s.qd
 
 @st.cache_resource(show_spinner="Opening the index…", hash_funcs=_INDEX_HASH)
 def _workspace(settings: Settings) -> Workspace:
+    from retrieval.telemetry import IndexSizeCollector, process_metrics
+
     ws = Workspace(settings, embedder=_LazyEmbedder(settings))
     atexit.register(ws.close)
+    # Sizes are read at scrape time from this already-open index; a scrape never opens one.
+    process_metrics().add_collector(IndexSizeCollector(lambda: ws.index))
     return ws
 
 
@@ -132,8 +137,12 @@ def _llm(settings: Settings) -> LLMState:
     context = open_llm(settings)
     choice = context.__enter__()
     atexit.register(context.__exit__, None, None, None)
+    from assistant.llm_telemetry import InstrumentedLLM
+    from retrieval.telemetry import process_metrics
+
     label = {"server": settings.llm_model, "local": f"{settings.local_llm} (local)"}.get(choice.source, "none")
-    return LLMState(choice.client, label, choice.notice or None)
+    client = InstrumentedLLM(choice.client, process_metrics()) if choice.client else None
+    return LLMState(client, label, choice.notice or None)
 
 
 @st.cache_resource(show_spinner=False, hash_funcs=_HASH)
@@ -143,7 +152,7 @@ def _guard(settings: Settings):
     from retrieval.telemetry import ensure_metrics_server, process_metrics
 
     metrics = process_metrics()
-    ensure_metrics_server(settings, metrics, get_index=lambda: _workspace(settings).index)
+    ensure_metrics_server(settings, metrics)
     return AnswerGuard.from_settings(settings, metrics)
 
 

@@ -145,7 +145,7 @@ def build(source: Path, build_dir: Path, log_path: Path, *, log: Log = _stderr) 
     with open(log_path, "w", encoding="utf-8") as build_log:
         log(f"Configuring llama.cpp (full log: {log_path})…")
         _run([cmake, "-S", str(source), "-B", str(build_dir), *generator, *CMAKE_FLAGS], build_log, log, log_path)
-        log(f"Compiling llama-server with {jobs} jobs (about 10 minutes on 2 cores, once per machine)…")
+        log(f"Compiling llama-server with {jobs} jobs (7 min on 2 idle cores, longer on a busy machine; once per machine)…")
         _run([cmake, "--build", str(build_dir), "--target", "llama-server", "-j", jobs], build_log, log, log_path)
     binary = build_dir / "bin" / "llama-server"
     if not binary.exists():

@@ -9,6 +9,7 @@ import sys
 from assistant.answer_models import Answer
 from assistant.answerer import Answerer
 from assistant.document_sections import sections_from_chunks
+from assistant.guard import AnswerGuard
 from assistant.errors import LLMUnavailableError, LLMTimeoutError, LLMServerError
 from assistant.service import open_llm
 from assistant.summarizer import stream_summary
@@ -87,9 +88,11 @@ def ask(settings: Settings, args: argparse.Namespace) -> int:
         answerer = Answerer(settings, choice.client, retrieve, fallback_to_extractive=True)
         if choice.notice and not args.json:
             print(choice.notice, file=sys.stderr)
+        # The same safety policy, rate limit and audit line as questions asked in the app.
+        guard = AnswerGuard.from_settings(settings)
         final = None
         streamed = False
-        for event in answerer.stream_answer(args.question):
+        for event in guard.stream(principal, args.collection, args.question, answerer.stream_answer):
             if event.type == "delta" and not args.json:
                 print(event.text, end="", flush=True)
                 streamed = True
