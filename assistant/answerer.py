@@ -39,7 +39,9 @@ class Answerer:
     ``user_message`` is for the user) unless ``fallback_to_extractive`` is set, as the CLI does
     for the embedded default, in which case the answer is extractive with the error as notice.
     ``structured``: None follows ``settings.llm_answer_format`` ("auto" = JSON schema when
-    the server supports it).
+    the server supports it). ``rewrite_with_llm=False`` rewrites follow-ups by the heuristic
+    only: a 0.5B model's rewrites are mostly rejected anyway (see ``conversation``), so on a
+    small CPU box the extra call is wasted time.
     """
 
     def __init__(
@@ -52,6 +54,7 @@ class Answerer:
         fallback_to_extractive: bool = False,
         structured: bool | None = None,
         max_tokens: int | None = None,
+        rewrite_with_llm: bool = True,
     ):
         self.settings = settings
         self.llm = llm
@@ -60,6 +63,7 @@ class Answerer:
         self.fallback_to_extractive = fallback_to_extractive
         self.structured = structured
         self.max_tokens = max_tokens or settings.llm_answer_tokens
+        self.rewrite_with_llm = rewrite_with_llm
 
     def answer(self, question: str, history: History | None = None) -> Answer:
         final = None
@@ -75,7 +79,8 @@ class Answerer:
         ms = lambda: (time.perf_counter() - t0) * 1000.0  # noqa: E731
         timings: dict[str, float] = {}
 
-        query = standalone_query(question, history, self.llm) if history else question
+        rewriter = self.llm if self.rewrite_with_llm else None
+        query = standalone_query(question, history, rewriter) if history else question
         timings["rewrite_ms"] = ms()
         t_search = time.perf_counter()
         passages = list(self.retrieve(query))

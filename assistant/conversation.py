@@ -87,8 +87,18 @@ def clean_rewrite(raw: str) -> str:
 
 
 def acceptable_rewrite(query: str, follow_up: str, fallback: str) -> bool:
-    """Reject what a small model gets wrong: empty output, an essay instead of a query, or a
-    query in another language than the user's (it would retrieve the wrong-language text)."""
+    """Reject what a small model gets wrong: empty output, an essay instead of a query, a
+    query in another language than the user's (it would retrieve the wrong-language text), or
+    one that lost the follow-up's own terms."""
     if not query or len(query) > min(_MAX_QUERY_CHARS, 3 * len(fallback) + 50):
         return False
-    return lexical.is_cjk(query) == lexical.is_cjk(follow_up)
+    if lexical.is_cjk(query) != lexical.is_cjk(follow_up):
+        return False
+    # Small models "resolve" a follow-up by dropping it ("Can I carry them over?" became
+    # "annual leave"): the query must keep at least half of what the follow-up asks.
+    asked = lexical.term_set(follow_up)
+    said = lexical.term_set(query)
+    if asked and len(asked & said) * 2 < len(asked):
+        return False
+    # ... and one that merely repeats the follow-up resolved nothing: the heuristic does better.
+    return bool(said - asked)

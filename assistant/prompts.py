@@ -43,8 +43,14 @@ Staff parking is free. Visitors must register at reception before parking.
 </passage>
 </passages>"""
 ANSWER_EXAMPLES = (
-    {"role": "user", "content": f"{_EXAMPLE_PASSAGES}\n\nQuestion: When is the cafeteria open, and what does a hot meal cost?"},
-    {"role": "assistant", "content": "The cafeteria is open from 11:30 to 14:00 on weekdays [1]. A hot meal costs 6 EUR [1]."},
+    {
+        "role": "user",
+        "content": f"{_EXAMPLE_PASSAGES}\n\nQuestion: When is the cafeteria open, and what does a hot meal cost?",
+    },
+    {
+        "role": "assistant",
+        "content": "The cafeteria is open from 11:30 to 14:00 on weekdays [1]. A hot meal costs 6 EUR [1].",
+    },
     {"role": "user", "content": f"{_EXAMPLE_PASSAGES}\n\nQuestion: 访客停车前需要做什么？"},
     {"role": "assistant", "content": "访客停车前必须在前台登记[2]。"},
     {"role": "user", "content": f"{_EXAMPLE_PASSAGES}\n\nQuestion: How many vacation days do interns get?"},
@@ -62,6 +68,18 @@ Rules:
 6. Be concise: one to four sentences."""
 
 REWRITE_SYSTEM = """Rewrite the user's last message as one standalone search query that can be understood without the conversation. Resolve pronouns and references using the conversation. Keep the language of the last message. Reply with the query only, no explanation."""
+
+REWRITE_EXAMPLES = (
+    {
+        "role": "user",
+        "content": "<conversation>\nUser: When is the cafeteria open?\nAssistant: From 11:30 to 14:00 on weekdays [1].\n"
+        "</conversation>\n\nLast message: Is it also open on Saturdays, and what does lunch cost there?\n\nStandalone query:",
+    },
+    {
+        "role": "assistant",
+        "content": "Is the cafeteria open on Saturdays, and what does lunch in the cafeteria cost?",
+    },
+)
 
 SUMMARY_SYSTEM = """You summarise documents for employees. The document is given as numbered <section> blocks.
 
@@ -105,7 +123,10 @@ SUMMARY_EXAMPLES = (
     {"role": "assistant", "content": _EXAMPLE_SUMMARY.format(a=1, b=2)},
 )
 MAP_EXAMPLES = (
-    {"role": "user", "content": _EXAMPLE_DOCUMENT.format(a=7, b=8) + "\n\nSummarise this part of the document."},
+    {
+        "role": "user",
+        "content": _EXAMPLE_DOCUMENT.format(a=7, b=8) + "\n\nSummarise this part of the document.",
+    },
     {"role": "assistant", "content": _EXAMPLE_SUMMARY.format(a=7, b=8)},
 )
 REDUCE_EXAMPLES = (
@@ -246,7 +267,11 @@ def rewrite_messages(history: Sequence[dict], follow_up: str, max_turn_chars: in
         "<conversation>\n" + "\n".join(lines) + "\n</conversation>\n\n"
         f"Last message: {neutralise(follow_up.strip())}\n\nStandalone query:"
     )
-    return [{"role": "system", "content": REWRITE_SYSTEM}, {"role": "user", "content": user}]
+    return [
+        {"role": "system", "content": REWRITE_SYSTEM},
+        *REWRITE_EXAMPLES,
+        {"role": "user", "content": user},
+    ]
 
 
 def section_block(n: int, label: str, text: str) -> str:

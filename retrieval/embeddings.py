@@ -12,7 +12,6 @@ prompts gets the e5 prefixes, any other folder none.
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 import os
 import re
@@ -89,6 +88,10 @@ class Embedder:
     cached in this instance."""
 
     def __init__(self, settings: Settings) -> None:
+        if settings.embedding_quantize and settings.embedding_device != "cpu":
+            raise EmbeddingModelError(
+                f"embedding_quantize works on CPU only, but embedding_device is {settings.embedding_device!r}"
+            )
         self._settings = settings
         self.path = resolve_model_dir(settings)
         self._quantize = settings.embedding_quantize
@@ -123,6 +126,7 @@ class Embedder:
         from sentence_transformers import SentenceTransformer
 
         if self._settings.embedding_device == "cpu":
+            # torch may count the host's cores rather than the ones this process may use.
             torch.set_num_threads(_available_cores())
         try:
             model = SentenceTransformer(
@@ -168,35 +172,41 @@ class Embedder:
     def count_tokens(self, text: str) -> int:
         """Tokens of ``text`` alone: no special tokens, no query/passage prefix. The model
         sees ``count + prefix + 2`` tokens and truncates beyond :attr:`max_seq_length`."""
-        tokenizer = self.tokenizer
-        backend = getattr(tokenizer, "backend_tokenizer", None)
         with self._lock:
+            backend = self._plain_backend()
             if backend is None:
-                return len(tokenizer(text, add_special_tokens=False, truncation=False)["input_ids"])
-            # The Rust tokenizer directly (the chunker calls this a lot), without the truncation
-            # and padding the last encode left on it; transformers sets them again per call.
+                return len(self.tokenizer(text, add_special_tokens=False, truncation=False)["input_ids"])
+            return len(backend.encode(text, add_special_tokens=False).ids)
+
+    def _plain_backend(self) -> Any:
+        """The Rust tokenizer without the truncation and padding that the last encode left on it
+        (transformers sets them again on every call), or None for a slow tokenizer. Hold the lock."""
+        backend = getattr(self.tokenizer, "backend_tokenizer", None)
+        if backend is not None:
             if backend.truncation is not None:
                 backend.no_truncation()
             if backend.padding is not None:
                 backend.no_padding()
-            return len(backend.encode(text, add_special_tokens=False).ids)
+        return backend
 
     # --- embedding -------------------------------------------------------------------
 
     def embed_passages(self, texts: Sequence[str]) -> np.ndarray:
         """[len(texts), dim] float32, L2-normalised, in input order."""
-        self.model  # noqa: B018 - loads the model and picks the prompts
-        return self._embed(texts, self._prompts.get("passage"))
+        return self._embed(texts, self._prompt_name("passage"))
 
     def embed_queries(self, texts: Sequence[str]) -> np.ndarray:
-        self.model  # noqa: B018
-        return self._embed(texts, self._prompts.get("query"))
+        return self._embed(texts, self._prompt_name("query"))
 
     def embed_query(self, text: str) -> np.ndarray:
         """[dim] float32, L2-normalised."""
         if not isinstance(text, str):
             raise TypeError(f"embed_query expects a str, got {type(text).__name__}")
         return self.embed_queries([text])[0]
+
+    def _prompt_name(self, kind: str) -> str | None:
+        _ = self.model  # the prompts are picked when the model loads
+        return self._prompts.get(kind)
 
     def _embed(self, texts: Sequence[str], prompt_name: str | None) -> np.ndarray:
         if isinstance(texts, str):
@@ -229,13 +239,12 @@ class Embedder:
         return out
 
     def _longest_first(self, texts: list[str]) -> np.ndarray:
-        backend = getattr(self.tokenizer, "backend_tokenizer", None)
-        if backend is not None:
-            # Truncated counts are fine for ordering (all over-long texts cost the same).
-            with self._lock:
+        with self._lock:
+            backend = self._plain_backend()
+            if backend is not None:
                 lengths = [len(e.ids) for e in backend.encode_batch(texts, add_special_tokens=False)]
-        else:
-            lengths = [len(t) for t in texts]
+            else:
+                lengths = [len(t) for t in texts]
         # Longest first: the peak memory of the first batch is the peak of the whole run.
         return np.argsort(-np.asarray(lengths), kind="stable")
 
@@ -250,14 +259,21 @@ def _quantize_linear_int8(model: SentenceTransformer) -> SentenceTransformer:
     min 0.996 at ~1.5x the float32 speed on 2 cores.
     """
     import torch
-    from torch.ao.quantization import per_channel_dynamic_qconfig, quantize_dynamic
 
-    spec = {
-        name: per_channel_dynamic_qconfig
-        for name, module in model.named_modules()
-        if isinstance(module, torch.nn.Linear) and module.in_features <= module.out_features
-    }
     with warnings.catch_warnings():
-        # torch deprecates its quantised tensor types in favour of torchao (not installable here).
+        # torch deprecates eager-mode quantisation in favour of torchao (not a dependency here);
+        # it still works in torch 2.13, and a torch without it gets a clear error below.
+        warnings.filterwarnings("ignore", category=DeprecationWarning, module=r"torch\.ao\..*|retrieval\..*")
         warnings.filterwarnings("ignore", message=".*quantize_per_tensor.*deprecated", category=UserWarning)
+        try:
+            from torch.ao.quantization import per_channel_dynamic_qconfig, quantize_dynamic
+        except ImportError as exc:
+            raise EmbeddingModelError(
+                "embedding_quantize needs torch.ao.quantization, which this torch no longer has"
+            ) from exc
+        spec = {
+            name: per_channel_dynamic_qconfig
+            for name, module in model.named_modules()
+            if isinstance(module, torch.nn.Linear) and module.in_features <= module.out_features
+        }
         return quantize_dynamic(model, spec, dtype=torch.qint8, inplace=True)

@@ -8,20 +8,19 @@ Generation is kept short (CPU only) and deterministic (temperature 0).
 from __future__ import annotations
 
 import pytest
-from assistant.llm_client import LLMClient
 
 from assistant.answerer import Answerer
+from assistant.llm_client import LLMClient
 from assistant.prompts import REFUSAL_EN, summary_messages
 from assistant.summarizer import stream_summary, summarize
 from retrieval.models import Passage
 from tests.grounding_samples import EN_DOC, EN_PASSAGES, SECTIONS
-from tests.llm_server_fixture import llama_server  # noqa: F401  (session fixture)
 
 pytestmark = pytest.mark.timeout(600)
 
 
 @pytest.fixture(scope="module")
-def llm_settings(tmp_path_factory, llama_server):  # noqa: F811
+def llm_settings(tmp_path_factory, llama_server):
     from tests.conftest import make_settings
 
     return make_settings(

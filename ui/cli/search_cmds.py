@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import textwrap
 
@@ -12,6 +11,7 @@ from retrieval.rerank import RerankerUnavailableError
 from retrieval.search import SEARCH_MODES, SearchError, Searcher
 from retrieval.settings import Settings
 from retrieval.workspace import Workspace
+from ui.auth.principal import UnknownUserError, resolve_principal
 
 LOCAL_ADMIN = "local-admin"
 
@@ -20,15 +20,17 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "search",
         help="search collections and print ranked passages with document, page/section and offsets",
-        description="Search as a user: with --as-user U --groups g1,g2 only passages that user may read are "
-        "returned. Without --as-user the search runs as a local administrator (every document that is "
-        "not disabled), since whoever can run this command can read the index files anyway.",
+        description="Search as a user: with --as-user U only passages that user may read are returned (a "
+        "built-in user gets their stored groups; an OIDC/proxy user is given with --groups g1,g2). Without "
+        "--as-user the search runs as a local administrator (every document that is not disabled), since "
+        "whoever can run this command can read the index files anyway.",
     )
     p.add_argument("question")
     p.add_argument("--collection", "-c", action="append", required=True,
                    help="collection to search (repeat for several)")
-    p.add_argument("--as-user", metavar="U", help="search as this user (needs --groups)")
-    p.add_argument("--groups", metavar="G1,G2", help="the user's groups, comma-separated (with --as-user)")
+    p.add_argument("--as-user", metavar="U", help="search as this user (default: local admin)")
+    p.add_argument("--groups", metavar="G1,G2",
+                   help="groups of an --as-user not in the built-in user store, comma-separated")
     p.add_argument("--mode", choices=SEARCH_MODES, help="default: hybrid+rerank when a reranker is "
                    "configured, else hybrid")
     p.add_argument("-k", type=int, default=8, help="passages to return (default 8)")
@@ -38,13 +40,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
-def principal_from_args(args: argparse.Namespace) -> Principal:
+def principal_from_args(settings: Settings, args: argparse.Namespace) -> Principal:
     if args.as_user is None:
-        if args.groups:
+        if args.groups is not None:
             raise SearchError("--groups needs --as-user")
         return Principal(user=LOCAL_ADMIN, is_admin=True)
-    groups = [g.strip() for g in (args.groups or "").split(",") if g.strip()]
-    return Principal(user=args.as_user, groups=groups)
+    groups = None if args.groups is None else [g.strip() for g in args.groups.split(",") if g.strip()]
+    return resolve_principal(settings, args.as_user, groups)
 
 
 def _where(p: Passage) -> str:
@@ -59,12 +61,12 @@ def _where(p: Passage) -> str:
 
 def run(settings: Settings, args: argparse.Namespace) -> int:
     try:
-        principal = principal_from_args(args)
+        principal = principal_from_args(settings, args)
         with Workspace(settings) as ws:
             searcher = Searcher.from_workspace(ws)
             report = searcher.search(args.question, principal, args.collection, mode=args.mode or searcher.best_mode,
                                      k=args.k, document_ids=args.document, window=args.window)
-    except (SearchError, RerankerUnavailableError) as exc:
+    except (SearchError, RerankerUnavailableError, UnknownUserError) as exc:
         print(f"docent: {exc}", file=sys.stderr)
         return 2
     if args.json:
