@@ -22,7 +22,10 @@ from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+# benchmarks/retrieval.py would shadow the `retrieval` package: put the repository first and
+# drop this folder from the import path.
+_HERE = Path(__file__).resolve().parent
+sys.path[:] = [str(_HERE.parent)] + [p for p in sys.path if Path(p or ".").resolve() != _HERE]
 
 from ingest.batch import BatchIngest  # noqa: E402
 from ingest.indexer import DocumentIndexer  # noqa: E402
@@ -106,7 +109,7 @@ def main() -> None:
 
     embedder = Embedder.from_settings(settings)
     embedder.embed_passages(["warm up"])
-    model_dir = str(embedder.model_path)
+    model_dir = str(embedder.path)
 
     with tempfile.TemporaryDirectory() as tmp:
         first_s, rerun_s, chunks = docent(pdfs, Path(tmp), embedder)
