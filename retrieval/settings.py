@@ -64,8 +64,11 @@ class Settings(BaseSettings):
     max_file_mb: int = 200
 
     # --- retrieval -------------------------------------------------------------------
-    dense_weight: float = 1.0
-    sparse_weight: float = 1.0
+    # Qdrant's weighted RRF scores rank r as 1 / (r / weight + 1): a weight acts like RRF's k
+    # for its list and scales it. 10/5 = dense about twice as strong, both flatter than k=1.
+    # Chosen on SciFact train (hybrid nDCG@10 0.7235 at 1/1 -> 0.7268); CMRC2018 is unchanged.
+    dense_weight: float = 10.0
+    sparse_weight: float = 5.0
     prefetch_limit: int = 100
     reranker_path: Path | None = Field(default=None, description="Local CrossEncoder folder; unset = no rerank.")
     rerank_top: int = 30

@@ -45,7 +45,11 @@ _STOPWORDS = frozenset(
 @dataclass(frozen=True)
 class Bm25Params:
     k1: float = 1.2
-    b: float = 0.75
+    # Less length normalisation than Lucene's 0.75: chunks are already bounded in length, and
+    # a Chinese chunk counts about two terms per character (unigrams + bigrams), so it looks
+    # "long" by construction. Tuned on SciFact train and half of CMRC2018 (sparse nDCG@10
+    # 0.696 -> 0.698 and 0.9875 -> 0.9879; hybrid 0.725 -> 0.727 on SciFact train).
+    b: float = 0.5
     # Qdrant computes IDF but not document length; a fixed average keeps vectors
     # independent of the corpus (so re-indexing one document never changes another).
     avg_len: float = 150.0
