@@ -53,7 +53,9 @@ def _check_server(settings: Settings, base_url: str, label: str) -> Check:
     if tokenizer is not None:
         status, hint = "warn", "token counts fall back to estimates; route /tokenize to the server"
     if info.max_model_len < settings.llm_answer_tokens * 2:
-        status, hint = "fail", f"the context ({info.max_model_len}) leaves no room beside {settings.llm_answer_tokens} answer tokens"
+        status, hint = "fail", (
+            f"the context ({info.max_model_len}) leaves no room beside {settings.llm_answer_tokens} answer tokens"
+        )
     return Check("llm", status, "; ".join(parts), hint)
 
 
@@ -75,7 +77,7 @@ def _probe_tokenize(root: str, kind: str, model: str, api_key: str) -> str | Non
 def _check_local(settings: Settings) -> Check:
     from assistant.local_llm.model_files import MODELS, gguf_path
     from assistant.local_llm.server import _health
-    from assistant.local_llm.server_build import llama_server_path
+    from assistant.local_llm.server_build import cached_llama_server, last_build_failure
 
     name = settings.local_llm
     root = f"http://127.0.0.1:{settings.local_llm_port}"
@@ -85,9 +87,13 @@ def _check_local(settings: Settings) -> Check:
     gguf = gguf_path(name, settings.cache_dir)
     if not gguf.is_file() or gguf.stat().st_size != MODELS[name].size:
         missing.append(f"model file {gguf}")
-    binary = Path(settings.local_llm_server_bin or llama_server_path(settings.cache_dir))
-    if not (binary.is_file() and os.access(binary, os.X_OK)):
-        missing.append(f"llama-server {binary}")
+    binary = settings.local_llm_server_bin or cached_llama_server(settings.cache_dir)
+    if binary is None or not (Path(binary).is_file() and os.access(binary, os.X_OK)):
+        failure = last_build_failure(settings.cache_dir)
+        if failure:
+            return Check("llm", "fail", f"no llama-server build runs on this CPU: {failure}",
+                         "answers fall back to extractive; see the build log in the cache's llama-server/logs")
+        missing.append(f"a smoke-tested llama-server for this CPU ({binary or 'none built'})")
     if missing:
         return Check("llm", "fail", f"local {name} not prepared: missing {', '.join(missing)}",
                      "run `make models` (or python -m assistant.local_llm ensure) once on this machine")

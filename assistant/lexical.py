@@ -48,9 +48,34 @@ def _stemmer():
     return snowballstemmer.stemmer("english")
 
 
+# Chinese numerals before a measure word ("十五天", "两周", "三月三十一日") become digits, so a
+# claim saying "15天" meets a passage saying "十五天" (and the number check sees both).
+_ZH_DIGITS = {"零": 0, "〇": 0, "一": 1, "二": 2, "两": 2, "三": 3, "四": 4, "五": 5, "六": 6, "七": 7, "八": 8, "九": 9}
+_ZH_UNITS = {"十": 10, "百": 100, "千": 1000, "万": 10000}
+_ZH_NUMERAL_RE = re.compile(r"[零〇一二两三四五六七八九十百千万]+(?=[天年月日号个人元次周岁小分秒%％项条倍])")
+# Interrogatives carry no content; removed before bigrams so "年假有多少天" is about 年假.
+_ZH_QUESTION_WORDS_RE = re.compile(r"多少|几|什么|怎么|如何|哪些|哪个")
+
+
+def _zh_number(run: str) -> str:
+    total = section = digit = 0
+    for ch in run:
+        if ch in _ZH_DIGITS:
+            digit = _ZH_DIGITS[ch]
+        elif ch == "万":
+            total += (section + digit) * 10000
+            section = digit = 0
+        else:
+            section += (digit or 1) * _ZH_UNITS[ch]
+            digit = 0
+    return str(total + section + digit)
+
+
 def _normalise(text: str) -> str:
     # NFKC folds full-width letters/digits (common in Chinese text) into their ASCII forms.
-    return unicodedata.normalize("NFKC", text).lower()
+    text = unicodedata.normalize("NFKC", text).lower()
+    text = _ZH_NUMERAL_RE.sub(lambda m: _zh_number(m.group(0)), text)
+    return _ZH_QUESTION_WORDS_RE.sub(" ", text)
 
 
 def terms(text: str) -> list[str]:

@@ -261,12 +261,19 @@ class LLMClient:
 
     def _call_kwargs(self, info: ServerInfo, max_tokens: int | None, json_schema: dict | None,
                      temperature: float | None) -> dict[str, Any]:  # fmt: skip
-        # max_tokens and response_format travel in extra_body: LangChain would rename the former
+        # max_tokens, response_format and structured_outputs travel in extra_body: LangChain would rename the former
         # to max_completion_tokens (llama.cpp ignores that name) and route the latter through
         # the SDK's beta parse helper, which re-sends the whole completion at the end of a stream.
         body: dict[str, Any] = {"max_tokens": self.settings.llm_answer_tokens if max_tokens is None else max_tokens}
         if json_schema is not None:
-            if info.has_json_schema:
+            if info.kind == "vllm":
+                # vLLM (0.25) takes exactly one structured-output constraint: response_format
+                # json_schema combined with structured_outputs options is an HTTP 400 ("You must
+                # use one kind of structured outputs constraint"). So the schema goes inside
+                # structured_outputs, with disable_any_whitespace: the JSON grammar otherwise
+                # lets a model emit whitespace without end and stop at max_tokens.
+                body["structured_outputs"] = {"json": json_schema, "disable_any_whitespace": True}
+            elif info.has_json_schema:  # llama-server: OpenAI's response_format
                 name = re.sub(r"[^A-Za-z0-9_-]", "_", str(json_schema.get("title") or "response"))[:64]
                 body["response_format"] = {
                     "type": "json_schema",
@@ -317,7 +324,8 @@ class LLMClient:
             return response.json()
         except ValueError as exc:
             raise LLMServerError(f"{response.request.url} returned non-JSON: {response.text[:200]!r}",
-                                 base_url=self.base_url, server_message="it sent a reply Docent cannot read") from exc  # fmt: skip
+                                 base_url=self.base_url,
+                                 server_message="it sent a reply Docent cannot read") from exc  # fmt: skip
 
     def _with_retries(self, call: Callable[[], Any]) -> Any:
         attempt = 0

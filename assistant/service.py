@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from assistant.llm_client import LLMClient
 from assistant.local_llm.model_files import gguf_path
 from assistant.local_llm.server import LocalLLMServer, LocalServerError
-from assistant.local_llm.server_build import llama_server_path
+from assistant.local_llm.server_build import cached_llama_server
 from retrieval.settings import Settings
 
 
@@ -28,8 +28,8 @@ class LLMChoice:
 def local_model_ready(settings: Settings) -> bool:
     if settings.local_llm == "none":
         return False
-    binary = settings.local_llm_server_bin or llama_server_path(settings.cache_dir)
-    return gguf_path(settings.local_llm, settings.cache_dir).exists() and binary.exists()
+    binary = settings.local_llm_server_bin or cached_llama_server(settings.cache_dir)
+    return gguf_path(settings.local_llm, settings.cache_dir).exists() and binary is not None and binary.exists()
 
 
 @contextmanager

@@ -18,8 +18,8 @@ from typing import Callable, Iterator
 from ingest.discover import discover, under_roots
 from ingest.errors import ParseError
 from ingest.indexer import DocumentIndexer, SourceFile
-from ingest.partition import Partition
 from ingest.parsed import ParsedDocument
+from ingest.partition import Partition
 from ingest.report import FileResult, IngestReport
 from retrieval.catalog import CollectionRecord
 from retrieval.index import DocumentInfo, Index

@@ -76,7 +76,7 @@ def parse_docx(path: Path, max_xml_mb: int) -> ParsedDocument:
     return ParsedDocument(
         path=str(path),
         format="docx",
-        title=meta_title or walker.first_heading or path.stem,
+        title=meta_title or walker.first_heading or clean_chars(path.stem),
         text=text,
         blocks=walker.builder.blocks,
         pages=None,

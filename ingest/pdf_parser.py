@@ -99,7 +99,7 @@ def parse_pdf(path: Path) -> ParsedDocument:
     return ParsedDocument(
         path=str(path),
         format="pdf",
-        title=_metadata_title(reader) or first_heading or path.stem,
+        title=_metadata_title(reader) or first_heading or clean_chars(path.stem),
         text=builder.text,
         blocks=builder.blocks,
         pages=n_pages,

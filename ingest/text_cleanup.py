@@ -28,7 +28,10 @@ _LIGATURES = str.maketrans(
 )
 # Control characters other than tab/newline carry no text (PDF fonts emit them for glyphs
 # without a Unicode mapping).
-_CONTROLS = re.compile(r"[\x01-\x08\x0b-\x1f\x7f-\x9f]")
+# Controls, and lone UTF-16 surrogates: a broken ToUnicode map in a valid PDF makes pypdf emit
+# them (docling's skipped_1page.pdf has U+DB62), and a str holding one cannot be encoded as
+# UTF-8, so the tokenizer rejects it ("TextInputSequence must be str") and hashing fails.
+_CONTROLS = re.compile("[\x01-\x08\x0b-\x1f\x7f-\x9f\ud800-\udfff]")
 _SPACES = re.compile(r"[ \t\u00a0\u2000-\u200a\u202f\u205f]+")
 _HYPHENS = "-\u2010\u2011"
 _WORD_TAIL = re.compile(r"(\w+)[" + _HYPHENS + r"]$")
@@ -37,7 +40,7 @@ _COMPOUND = re.compile(r"\b(\w+)-(\w+)\b")
 
 
 def clean_chars(text: str) -> str:
-    """Ligatures to letters, invisible and control characters removed."""
+    """Ligatures to letters, invisible and control characters and lone surrogates removed."""
     return _CONTROLS.sub("", text.translate(_LIGATURES))
 
 

@@ -161,7 +161,9 @@ class Catalog:
             db.execute("UPDATE collections SET name = ? WHERE id = ?", (new_name.strip(), rec.id))
         return self.get(rec.id)
 
-    def set_groups(self, name: str, read_groups: list[str] | None = None, write_groups: list[str] | None = None) -> CollectionRecord:
+    def set_groups(
+        self, name: str, read_groups: list[str] | None = None, write_groups: list[str] | None = None
+    ) -> CollectionRecord:
         rec = self.get(name)
         with self._connect() as db:
             if read_groups is not None:

@@ -2,12 +2,17 @@
 
 Writing a document version is ordered so that readers and crashes never see a gap:
 1. all chunks except chunk 0 are upserted, 2. chunk 0 is upserted last — its presence marks
-the version complete, 3. every other version of the document is deleted. A crash between any
-two steps leaves either the old version visible or both; the next run finishes the job.
+the version complete, 3. every other version of the document is deleted, its chunks other
+than chunk 0 first and its chunk 0 last, so a half-deleted version still has its marker and
+is found (and finished) by the next run. A crash between any two steps leaves either the old
+version visible or both; the next run finishes the job. ``crash_point`` names each step so
+tests/test_ingest_cli.py can kill the process at every one of them.
 """
 
 from __future__ import annotations
 
+import os
+import signal
 from dataclasses import dataclass
 from typing import Iterator, Sequence
 
@@ -43,6 +48,17 @@ class DocumentInfo:
 
 
 _FIRST_CHUNK = Match("chunk_index", (0,))
+
+CRASH_STEPS = ("mid_body", "after_body", "after_marker", "mid_delete", "after_delete")
+
+
+def crash_point(step: str) -> None:
+    """TEST-ONLY fault hook: with ``DOCENT_TEST_CRASH_AT=<step>`` in the environment the process
+    SIGKILLs itself when the write order reaches ``step`` (one of ``CRASH_STEPS``), as a power cut
+    or ``kill -9`` would, so the crash tests can stop it at every step on every machine. Unset
+    (always, outside tests) it does nothing."""
+    if os.environ.get("DOCENT_TEST_CRASH_AT") == step:
+        os.kill(os.getpid(), signal.SIGKILL)
 
 
 def _doc(document_id: str) -> Match:
@@ -99,15 +115,37 @@ class Index:
             raise ValueError("a document version needs at least one chunk")
         assert chunks[0].chunk_index == 0, "chunks must be in order"
         name = self.target(rec)
-        if len(chunks) > 1:
-            self.store.upsert(name, chunks[1:], dense[1:], sparse[1:])
-        self.store.upsert(name, chunks[:1], dense[:1], sparse[:1])
+        chunks = self._carry_document_state(rec, chunks)
+        # The body goes in two parts: the stores write large upserts in batches anyway, so a crash
+        # can land inside the body, and the split lets the crash tests stop it there too.
+        middle = 1 + (len(chunks) - 1) // 2
+        for lo, hi in ((1, middle), (middle, len(chunks))):
+            if hi > lo:
+                self.store.upsert(name, chunks[lo:hi], dense[lo:hi], sparse[lo:hi])
+                crash_point("mid_body" if hi < len(chunks) else "after_body")
+        self.store.upsert(name, chunks[:1], dense[:1], sparse[:1])  # the completion marker
+        crash_point("after_marker")
         self.remove_other_versions(rec, chunks[0].document_id, chunks[0].file_hash)
+        crash_point("after_delete")
+
+    def _carry_document_state(self, rec: CollectionRecord, chunks: Sequence[Chunk]) -> list[Chunk]:
+        """The access override and the disabled flag belong to the document (its path in the
+        collection), not to one version: every new version (batch ingest, upload, re-index of
+        one document, reindex) takes them from the version already indexed, here, in one place,
+        so no caller can forget them. With no earlier version the chunks' own values stand."""
+        current = self.get_document(rec, chunks[0].document_id)
+        if current is None:
+            return list(chunks)
+        state = {"access_groups": current.access_groups, "disabled": current.disabled}
+        return [c.model_copy(update=state) for c in chunks]
 
     def remove_other_versions(self, rec: CollectionRecord, document_id: str, keep_hash: str) -> None:
-        self.store.delete(
-            self.target(rec), Filter(must=(_doc(document_id),), must_not=(Match("file_hash", (keep_hash,)),))
-        )
+        others = Filter(must=(_doc(document_id),), must_not=(Match("file_hash", (keep_hash,)),))
+        # Markers last: until its chunk 0 goes, a half-deleted version is still listed by
+        # document_versions, so the next run sees two versions and cleans up.
+        self.store.delete(self.target(rec), others.and_(Filter(must_not=(_FIRST_CHUNK,))))
+        crash_point("mid_delete")
+        self.store.delete(self.target(rec), others)
 
     def remove_document(self, rec: CollectionRecord, document_id: str) -> None:
         self.store.delete(self.target(rec), Filter(must=(_doc(document_id),)))

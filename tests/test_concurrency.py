@@ -2,7 +2,7 @@
 
 What is covered, honestly:
 * With a Qdrant *server* the workers are separate processes. No server binary can be installed
-  on these machines (NOTES.md), so the "same time" part runs as threads of one process sharing
+  on these machines (docs/engine-facts.md), so the "same time" part runs as threads of one process sharing
   one store, on both embedded engines: edge, and qdrant-client's local mode, which goes through
   the very ``QdrantClientStore`` code that talks to a server (minus the process boundary).
 * Where the embedded engine does not allow it — a second *process* on the same index — the real

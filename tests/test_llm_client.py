@@ -293,3 +293,55 @@ def test_tokenize_not_routed_falls_back_to_the_estimate_once(tmp_path):
         assert client.count_tokens("x" * 35) == 10
         assert client.count_tokens("y" * 35) == 10
     assert len(srv.posts("/tokenize")) == 1  # not asked again after the 404
+
+
+# ----- structured (JSON-schema) answers: the form each server accepts ----------------------------
+
+VERDICT = {
+    "title": "verdict",
+    "type": "object",
+    "properties": {"answerable": {"type": "string", "enum": ["yes", "no"]}, "page": {"type": "integer"}},
+    "required": ["answerable", "page"],
+    "additionalProperties": False,
+}
+
+
+def test_vllm_gets_the_schema_inside_structured_outputs_which_it_accepts(tmp_path):
+    import httpx
+
+    from tests.vllm_stub import MODEL, VLLMStub
+
+    with VLLMStub(json_reply='{"answerable": "yes", "page": 3}', delay_s=0.0) as stub:
+        # The stub behaves like vLLM 0.25: response_format json_schema plus structured_outputs
+        # options is a 400, so this is the form Docent must not send.
+        mixed = {"model": MODEL, "messages": [{"role": "user", "content": "q"}], "max_tokens": 8,
+                 "response_format": {"type": "json_schema", "json_schema": {"name": "verdict", "schema": VERDICT}},
+                 "structured_outputs": {"disable_any_whitespace": True}}  # fmt: skip
+        r = httpx.post(stub.base_url + "/chat/completions", json=mixed)
+        assert r.status_code == 400 and "one kind of structured outputs constraint" in r.json()["message"]
+
+        with LLMClient(make(tmp_path, llm_base_url=stub.base_url, llm_model=MODEL)) as client:
+            raw = client.complete([{"role": "user", "content": "Leave days?"}], json_schema=VERDICT, max_tokens=40)
+        assert json.loads(raw) == {"answerable": "yes", "page": 3}
+        sent = stub.chat_bodies[-1]
+        assert "response_format" not in sent
+        assert sent["structured_outputs"] == {"json": VERDICT, "disable_any_whitespace": True}
+        assert sent["max_tokens"] == 40 and sent["stream"] is True
+
+
+def test_llama_server_keeps_response_format_json_schema(tmp_path):
+    def chat(h, body):
+        h.send_response(200)
+        h.send_header("Content-Type", "text/event-stream")
+        h.end_headers()
+        h.wfile.write(sse_chunk('{"answerable": "no", "page": 1}') + b"data: [DONE]\n\n")
+        h.close_connection = True
+
+    routes = {"GET /v1/models": models("llamacpp", meta={"n_ctx": 4096}), "POST /v1/chat/completions": chat}
+    with FakeServer(routes) as srv:
+        with LLMClient(make(tmp_path, llm_base_url=srv.url)) as client:
+            assert json.loads(client.complete([{"role": "user", "content": "q"}], json_schema=VERDICT))["page"] == 1
+    sent = srv.posts()[-1]
+    assert "structured_outputs" not in sent
+    assert sent["response_format"] == {"type": "json_schema",
+                                       "json_schema": {"name": "verdict", "schema": VERDICT, "strict": True}}  # fmt: skip

@@ -27,8 +27,7 @@ from ingest.indexer import DocumentIndexer
 from ingest.parse import parse_file
 from retrieval.models import Principal
 from retrieval.search import Searcher
-from retrieval.telemetry import (IndexSizeCollector, IngestRunsCollector, InstrumentedSearcher, Metrics,
-                                 serve_metrics)
+from retrieval.telemetry import IndexSizeCollector, IngestRunsCollector, InstrumentedSearcher, Metrics, serve_metrics
 from retrieval.workspace import Workspace
 
 from .conftest import make_settings

@@ -373,3 +373,32 @@ def test_pool_parses_a_batch_on_two_workers():
 def test_parse_in_worker_convenience():
     doc = parse_in_worker(FIXTURES / "unit_test_headers.docx", timeout_s=60, memory_mb=1024, max_file_mb=MB)
     assert doc.title == "Test Document"
+
+
+def test_lone_surrogates_never_reach_the_tokenizer():
+    # A broken ToUnicode map in a valid PDF makes pypdf emit lone UTF-16 surrogates; a str
+    # holding one cannot be UTF-8 encoded, and the tokenizer failed with "TextInputSequence must be str".
+    from ingest.text_cleanup import clean_chars, usable_title
+
+    assert clean_chars("Bold \udb62italic\ud800 x\u00b2") == "Bold italic x\u00b2"
+    assert usable_title("Annual \udfff report") == "Annual report"
+
+
+# docling's test PDF (header, footer, footnote, styled text, lists, link) whose extracted text
+# holds U+DB62: it failed ingestion with an internal TypeError from the tokenizer.
+_SHARED_DOCS = Path(__file__).resolve().parent.parent.parent / "shared" / "data" / "documents"
+_SURROGATE_PDF = _SHARED_DOCS / "docling" / "pdf" / "sources" / "skipped_1page.pdf"
+
+
+@pytest.mark.skipif(not _SURROGATE_PDF.exists(), reason="needs ../shared/data/documents (docling test data)")
+def test_pdf_with_surrogates_in_its_text_is_chunked_and_embedded(embedder):
+    from ingest.chunker import chunk_document
+    from ingest.indexer import embedding_text
+
+    doc = parse_file(_SURROGATE_PDF, max_file_mb=50)
+    for text in (doc.title, doc.text):
+        text.encode("utf-8")  # raises on a lone surrogate
+    drafts = chunk_document(doc, embedder.count_tokens, 256, 32)
+    assert drafts
+    vectors = embedder.embed_passages([embedding_text(doc.title, d.heading_path, d.text) for d in drafts])
+    assert len(vectors) == len(drafts)

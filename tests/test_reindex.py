@@ -16,7 +16,7 @@ import pytest
 from ingest.batch import BatchIngest
 from ingest.indexer import DocumentIndexer
 from ingest.parse import parse_file
-from ingest.reindex import ReindexError, Reindexer
+from ingest.reindex import Reindexer, ReindexError
 from retrieval.index import Index
 from retrieval.models import Principal
 from retrieval.search import Searcher

@@ -12,7 +12,7 @@ import pytest
 from retrieval.catalog import CatalogError
 from retrieval.models import Principal
 from retrieval.rerank import Reranker, RerankerUnavailableError
-from retrieval.search import SearchError, Searcher
+from retrieval.search import Searcher, SearchError
 from retrieval.workspace import Workspace
 from tests.conftest import make_settings
 from tests.search_support import (

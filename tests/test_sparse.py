@@ -35,7 +35,10 @@ def test_document_weights_saturate_and_shrink_with_length():
     repeated = encode_document("refund " * 10 + "policy")
     long_doc = encode_document("refund policy " + "filler words here " * 100)
     idx = term_index("refund")
-    w = lambda v: dict(zip(v.indices, v.values))[idx]
+
+    def w(v):
+        return dict(zip(v.indices, v.values))[idx]
+
     assert w(repeated) > w(short)
     assert w(repeated) < 10 * w(short), "term frequency saturates"
     assert w(long_doc) < w(short), "longer documents weigh each term less"

@@ -20,9 +20,27 @@ from retrieval.models import document_id_for
 from retrieval.store.base import CollectionNotFoundError, Filter, HybridWeights, Match, SparseVec
 from retrieval.store.factory import open_store
 from tests.store_corpus import (
-    BACKENDS, CHUNKS, COLL, COMMON_TERM, DENSE, DIM, DOCS, IDS, REPO, SPARSE,
-    by_doc, cosine, dense_order, doc_term, docs_of, embedded_settings, ids_of, open_backend, unique_term,
+    BACKENDS,
+    CHUNKS,
+    COLL,
+    COMMON_TERM,
+    DENSE,
+    DIM,
+    DOCS,
+    IDS,
+    REPO,
+    SPARSE,
+    by_doc,
+    cosine,
+    dense_order,
+    doc_term,
+    docs_of,
+    embedded_settings,
+    ids_of,
+    open_backend,
+    unique_term,
 )
+
 
 @pytest.fixture(params=BACKENDS)
 def kind(request) -> str:
@@ -220,7 +238,8 @@ def test_hybrid_weights_shift_the_ranking(shared):
     assert dense_ids[:3] != sparse_ids[:3]
 
     def hybrid(w: HybridWeights) -> list[str]:
-        return ids_of(c.chunk for c in shared.query(COLL, mode="hybrid", dense=dense_q, sparse=sparse_q, flt=None, limit=12, weights=w))
+        hits = shared.query(COLL, mode="hybrid", dense=dense_q, sparse=sparse_q, flt=None, limit=12, weights=w)
+        return ids_of(c.chunk for c in hits)
 
     # A tiny weight on one side leaves the other side's order intact (weighted RRF divides the rank).
     assert hybrid(HybridWeights(dense=1.0, sparse=0.001))[:5] == dense_ids[:5]

@@ -18,7 +18,6 @@ from retrieval.store.lock import FileLock, LockBusyError, read_holder
 from tests.store_corpus import CHUNKS, COLL, DIM, IDS, REPO, embedded_settings
 
 
-
 def test_same_process_second_open_is_refused_too(tmp_path):
     store = open_store(embedded_settings(tmp_path, "edge"))
     try:

@@ -45,7 +45,7 @@ def server(tmp_path_factory, embedder):
     from ingest.parse import parse_file
     from retrieval.workspace import Workspace
     from ui.auth.users import UserStore
-    
+
     root = tmp_path_factory.mktemp("e2e")
     settings = make_settings(root / "docent", local_llm="none")
     users = UserStore.from_settings(settings)

@@ -4,6 +4,13 @@
 For tests of what Docent does *around* the model (metrics, doctor, audit) where the words of
 the answer do not matter and a real model would only cost minutes. Token counts are
 whitespace-separated words, so a test can compute the expected numbers.
+
+Structured output is checked the way vLLM 0.25 checks it: ``structured_outputs`` must name
+exactly one constraint (``json``, ``regex``, ``choice``, ``grammar``, ``json_object``,
+``structural_tag``); options alone (``{"disable_any_whitespace": true}``, even beside a
+``response_format`` json_schema, which vLLM does not merge into it) get HTTP 400 "You must use
+one kind of structured outputs constraint but none are specified". A constrained request is
+answered with ``json_reply`` when one is given.
 """
 
 from __future__ import annotations
@@ -15,6 +22,22 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 MODEL = "Qwen/Qwen2.5-7B-Instruct"
 MAX_MODEL_LEN = 131072
+_CONSTRAINTS = ("json", "regex", "choice", "grammar", "json_object", "structural_tag")
+
+
+def structured_outputs_error(body: dict) -> str | None:
+    """vLLM 0.25's answer to a body's structured-output fields: None if accepted."""
+    so = body.get("structured_outputs")
+    if so is None:
+        return None
+    if not isinstance(so, dict):
+        return "structured_outputs must be an object"
+    kinds = [k for k in _CONSTRAINTS if so.get(k) is not None]
+    if not kinds:
+        return "You must use one kind of structured outputs constraint but none are specified"
+    if len(kinds) > 1:
+        return f"You can only use one kind of structured outputs constraint but multiple are specified: {kinds}"
+    return None
 
 
 def word_count(value) -> int:
@@ -28,8 +51,10 @@ class VLLMStub:
     messages contain ``FAIL`` gets HTTP 500."""
 
     def __init__(self, reply: str = "Employees get 25 days of annual leave [1].", pieces: int = 3,
-                 delay_s: float = 0.05):
+                 delay_s: float = 0.05, json_reply: str | None = None):
         self.reply = reply
+        self.json_reply = json_reply
+        self.chat_bodies: list[dict] = []
         self.pieces = pieces
         self.delay_s = delay_s
         self.requests: list[str] = []
@@ -64,6 +89,12 @@ class VLLMStub:
                     n = word_count(body.get("prompt", body.get("messages", [])))
                     self._json(200, {"count": n, "tokens": list(range(n)), "max_model_len": MAX_MODEL_LEN})
                 elif self.path == "/v1/chat/completions":
+                    stub.chat_bodies.append(body)
+                    error = structured_outputs_error(body)
+                    if error:
+                        self._json(400, {"object": "error", "message": error, "type": "BadRequestError",
+                                         "param": None, "code": 400})
+                        return
                     if "FAIL" in json.dumps(body.get("messages", [])):
                         self._json(500, {"message": "stub failure"})
                         return
@@ -75,7 +106,9 @@ class VLLMStub:
                 self.send_response(200)
                 self.send_header("Content-Type", "text/event-stream")
                 self.end_headers()
-                words = stub.reply.split(" ")
+                constrained = body.get("structured_outputs") or body.get("response_format")
+                reply = stub.json_reply if constrained and stub.json_reply is not None else stub.reply
+                words = reply.split(" ")
                 size = max(1, -(-len(words) // stub.pieces))
                 parts = [" ".join(words[i:i + size]) + (" " if i + size < len(words) else "")
                          for i in range(0, len(words), size)]

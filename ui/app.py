@@ -26,7 +26,8 @@ def _pages(is_admin: bool) -> dict:
         st.Page("views/upload.py", title="Upload", icon=":material/upload_file:", url_path="upload"),
     ]
     admin = [
-        st.Page("views/admin_collections.py", title="Collections", icon=":material/folder_managed:", url_path="admin-collections"),
+        st.Page("views/admin_collections.py", title="Collections", icon=":material/folder_managed:",
+                url_path="admin-collections"),
         st.Page("views/admin_documents.py", title="Documents", icon=":material/description:", url_path="admin-documents"),
         st.Page("views/admin_history.py", title="Ingestion history", icon=":material/history:", url_path="admin-history"),
         st.Page("views/admin_users.py", title="Users & groups", icon=":material/group:", url_path="admin-users"),

@@ -35,8 +35,9 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     try:
         if args.command == "ensure":
-            print(ensure_gguf(model, settings.cache_dir, verify=args.verify))
-            print(settings.local_llm_server_bin or ensure_llama_server(settings.cache_dir))
+            gguf = ensure_gguf(model, settings.cache_dir, verify=args.verify)
+            print(gguf)
+            print(settings.local_llm_server_bin or ensure_llama_server(settings.cache_dir, smoke_gguf=gguf))
         else:
             LocalLLMServer(settings, model=model, port=args.port).serve_forever()
     except (ModelFileError, ServerBuildError, LocalServerError) as exc:

@@ -92,7 +92,9 @@ class LocalLLMServer:
         from assistant.local_llm.server_build import ensure_llama_server
 
         gguf = ensure_gguf(self.model, self.settings.cache_dir, log=self.log)
-        binary = self.settings.local_llm_server_bin or ensure_llama_server(self.settings.cache_dir, log=self.log)
+        binary = self.settings.local_llm_server_bin or ensure_llama_server(
+            self.settings.cache_dir, smoke_gguf=gguf, log=self.log
+        )
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         cmd = self.command(Path(binary), gguf)
         self.log(f"Starting {self.model} on {self.root_url} (log: {self.log_path})")

@@ -6,7 +6,7 @@ Filters are a small neutral expression tree so that the access rules are written
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Iterator, Literal, Protocol, Sequence, Union
 
 from retrieval.models import Chunk

@@ -1,7 +1,7 @@
 """VectorStore over ``qdrant-client``: a Qdrant server by URL in production, local mode in tests.
 
 Every call goes through the public client API, so the same code serves a server and the
-pure-Python local mode. Local mode ignores payload indexes and scans in Python (NOTES.md),
+pure-Python local mode. Local mode ignores payload indexes and scans in Python (docs/engine-facts.md),
 and is not safe with concurrent writers, so calls are serialised by a lock when the client
 is local.
 """

@@ -10,7 +10,7 @@ Two quirks of qdrant-edge-py 0.9.0 shape it:
 
 * Booleans cannot be matched; edge_codec.py stores the bool fields as 0/1 (see there).
 * One process per shard folder: a second opener fails with "Can't init WAL: WouldBlock" and
-  may harm the holder (NOTES.md). ``factory.open_store`` takes a FileLock on the whole root first.
+  may harm the holder (docs/engine-facts.md). ``factory.open_store`` takes a FileLock on the whole root first.
 """
 
 from __future__ import annotations
@@ -46,7 +46,7 @@ from retrieval.store.lock import FileLock
 
 # HNSW would be built only when a segment passes the indexing threshold during optimize(). On
 # 2 cores that build takes ~486 s per 100k vectors and blocks writes, while exact search over
-# 100k vectors takes ~8 ms (NOTES.md). Docent's collections are far below the size where exact
+# 100k vectors takes ~8 ms (docs/engine-facts.md). Docent's collections are far below the size where exact
 # search becomes slow, so by default HNSW is never built and upserts stay at full speed;
 # deployments with millions of chunks per collection belong on a Qdrant server.
 NEVER_INDEX_KB = 2**31 - 1

@@ -1,7 +1,7 @@
 """Choose and open the index back-end the settings name.
 
 The embedded engines allow one process per folder, and a second opener can damage the first
-(NOTES.md), so the lock is taken before the engine is touched and released by ``close()``.
+(docs/engine-facts.md), so the lock is taken before the engine is touched and released by ``close()``.
 """
 
 from __future__ import annotations

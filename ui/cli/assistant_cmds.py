@@ -9,8 +9,8 @@ import sys
 from assistant.answer_models import Answer
 from assistant.answerer import Answerer
 from assistant.document_sections import sections_from_chunks
+from assistant.errors import LLMServerError, LLMTimeoutError, LLMUnavailableError
 from assistant.guard import AnswerGuard
-from assistant.errors import LLMUnavailableError, LLMTimeoutError, LLMServerError
 from assistant.service import open_llm
 from assistant.summarizer import stream_summary
 from retrieval.access import read_filter

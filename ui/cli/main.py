@@ -13,15 +13,14 @@ import sys
 
 from pydantic import ValidationError
 
+from assistant.errors import LLMServerError, LLMTimeoutError, LLMUnavailableError
 from ingest.report import EXIT_BUSY, EXIT_USAGE
 from retrieval.catalog import CatalogError
 from retrieval.index import IndexModelMismatchError
 from retrieval.settings import Settings
 from retrieval.store.base import IndexBusyError
 from retrieval.store.lock import LockBusyError
-from assistant.errors import LLMServerError, LLMTimeoutError, LLMUnavailableError
-from ui.cli import admin_cmds, assistant_cmds, eval_cmds, ingest_cmds, search_cmds, ui_cmds, user_cmds
-from ui.cli import doctor_cmds, reindex_cmds
+from ui.cli import admin_cmds, assistant_cmds, doctor_cmds, eval_cmds, ingest_cmds, reindex_cmds, search_cmds, ui_cmds, user_cmds
 
 
 class UsageError(Exception):

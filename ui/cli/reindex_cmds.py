@@ -7,7 +7,7 @@ import json
 import sys
 import time
 
-from ingest.reindex import ReindexError, Reindexer
+from ingest.reindex import Reindexer, ReindexError
 from ingest.report import EXIT_USAGE
 from ingest.run_locks import reindex_lock, safe_name
 from ingest.sandbox import ParserPool

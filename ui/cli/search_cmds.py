@@ -8,7 +8,7 @@ import textwrap
 
 from retrieval.models import Passage, Principal
 from retrieval.rerank import RerankerUnavailableError
-from retrieval.search import SEARCH_MODES, SearchError, Searcher
+from retrieval.search import SEARCH_MODES, Searcher, SearchError
 from retrieval.settings import Settings
 from retrieval.workspace import Workspace
 from ui.auth.principal import UnknownUserError, resolve_principal

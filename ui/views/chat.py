@@ -9,8 +9,8 @@ import streamlit as st
 
 from ui import theme
 from ui.chat_session import Turn, copy_text, history, rate
-from ui.render import answer_html, cited_numbers, citation_for, esc, quotes_for, source_card_html
 from ui.library import quote_locations
+from ui.render import answer_html, citation_for, cited_numbers, esc, quotes_for, source_card_html
 from ui.services import stream_answer
 from ui.views.common import PageContext, context, plain_error
 from ui.views.source_panel import action_row
