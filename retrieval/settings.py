@@ -99,6 +99,10 @@ class Settings(BaseSettings):
     auth_mode: Literal["builtin", "oidc", "proxy"] = "builtin"
     proxy_user_header: str = "X-Forwarded-User"
     proxy_groups_header: str = "X-Forwarded-Groups"
+    proxy_secret: str | None = Field(
+        default=None, description="Shared secret the authenticating proxy sends in proxy_secret_header; the "
+        "user/groups headers are believed only with it. Required unless the app listens on loopback only.")
+    proxy_secret_header: str = "X-Docent-Proxy-Secret"
     admin_group: str = "admins"
     oidc_provider: str | None = Field(default=None, description="st.login provider name in secrets.toml; unset = default [auth].")
     oidc_groups_claim: str = "groups"

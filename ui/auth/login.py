@@ -13,7 +13,13 @@ import streamlit as st
 from retrieval.models import Principal
 from retrieval.settings import Settings
 from ui.auth.bootstrap import initial_admin_file
-from ui.auth.principal import principal_for_record, principal_from_identity, split_groups
+from ui.auth.principal import (  # noqa: F401  (ProxyConfigError: re-exported)
+    ProxyConfigError,
+    principal_for_record,
+    principal_from_identity,
+    principal_from_proxy_headers,
+    split_groups,
+)
 from ui.auth.users import UserStore
 
 _SESSION_USER = "auth_user"
@@ -36,11 +42,7 @@ def current_principal(settings: Settings, users: UserStore) -> Principal | None:
         name = claims.get("email") or claims.get("preferred_username") or claims.get("sub")
         return principal_from_identity(settings, str(name), split_groups(claims.get(settings.oidc_groups_claim)))
     if mode == "proxy":
-        headers = st.context.headers
-        name = (headers.get(settings.proxy_user_header) or "").strip()
-        if not name:
-            return None
-        return principal_from_identity(settings, name, split_groups(headers.get(settings.proxy_groups_header)))
+        return principal_from_proxy_headers(settings, st.context.headers, st.get_option("server.address"))
     raise ValueError(f"unknown auth mode {mode!r}: use builtin, oidc or proxy")
 
 

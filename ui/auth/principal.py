@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import hmac
+import ipaddress
+from typing import Mapping
+
 from retrieval.models import Principal
 from retrieval.settings import Settings
 from ui.auth.users import UserRecord, UserStore, clean_groups
@@ -51,3 +55,44 @@ def resolve_principal(settings: Settings, user: str, groups: list[str] | None = 
     if groups is not None:
         return principal_from_identity(settings, user, groups)
     raise UnknownUserError(user)
+
+
+class ProxyConfigError(RuntimeError):
+    """Proxy mode set up so that anyone who reaches the app could claim any identity."""
+
+
+def is_loopback(address: str | None) -> bool:
+    """``None``/empty means every interface (Streamlit's default), which is not loopback."""
+    if not address:
+        return False
+    if address == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(address.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def check_proxy_mode(settings: Settings, address: str | None) -> None:
+    """Refuse proxy mode on a non-loopback address without a shared secret."""
+    if settings.auth_mode == "proxy" and not settings.proxy_secret and not is_loopback(address):
+        raise ProxyConfigError(
+            f"proxy mode on address {address or '(all interfaces)'!r} needs DOCENT_PROXY_SECRET: without it "
+            f"anyone who can reach the app could send {settings.proxy_user_header} and log in as anyone. "
+            f"Set DOCENT_PROXY_SECRET and have the proxy send it in {settings.proxy_secret_header}, "
+            "or listen on 127.0.0.1 only."
+        )
+
+
+def principal_from_proxy_headers(settings: Settings, headers: Mapping[str, str], address: str | None) -> Principal | None:
+    """The identity the authenticating proxy announces, believed only when the request carries the
+    shared secret (compared in constant time); None when it does not."""
+    check_proxy_mode(settings, address)
+    if settings.proxy_secret:
+        sent = headers.get(settings.proxy_secret_header) or ""
+        if not hmac.compare_digest(sent.encode("utf-8"), settings.proxy_secret.encode("utf-8")):
+            return None
+    name = (headers.get(settings.proxy_user_header) or "").strip()
+    if not name:
+        return None
+    return principal_from_identity(settings, name, split_groups(headers.get(settings.proxy_groups_header)))

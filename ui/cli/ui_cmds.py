@@ -14,6 +14,7 @@ from pathlib import Path
 
 from retrieval.settings import Settings
 from ui.auth.bootstrap import ensure_first_admin, initial_admin_file
+from ui.auth.principal import ProxyConfigError, check_proxy_mode
 
 APP = Path(__file__).resolve().parent.parent / "app.py"
 
@@ -61,6 +62,11 @@ def wait_until_up(url: str, proc: subprocess.Popen, timeout_s: float = 120.0) ->
 
 def run(settings: Settings, args: argparse.Namespace) -> int:
     port = args.port or settings.ui_port
+    try:
+        check_proxy_mode(settings, args.address)
+    except ProxyConfigError as exc:
+        print(f"docent: {exc}", file=sys.stderr)
+        return 2
     url = f"http://{args.address or 'localhost'}:{port}"
     first = ensure_first_admin(settings)
     if first is not None:
