@@ -10,13 +10,10 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from functools import lru_cache
 
-_CJK = (
-    "\u3040-\u30ff"  # kana
-    "\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff"  # ideographs
-    "\uac00-\ud7af"  # hangul syllables
-)
+from retrieval.text_units import CJK_CLASS, stem
+
+_CJK = CJK_CLASS
 _RUN_RE = re.compile(rf"[{_CJK}]+|[^\W_{_CJK}]+(?:[.,][0-9]+)*", re.UNICODE)
 _CJK_RE = re.compile(rf"[{_CJK}]")
 _DIGIT_RE = re.compile(r"[0-9]")
@@ -39,13 +36,6 @@ _STOP_WORDS = frozenset(
 # Chinese particles and interrogatives: a bigram containing one ("司的", "是什") says nothing
 # about content, and questions are full of them.
 _CJK_FUNCTION_CHARS = frozenset("的了吗呢吧啊么什哪谁")
-
-
-@lru_cache(maxsize=1)
-def _stemmer():
-    import snowballstemmer
-
-    return snowballstemmer.stemmer("english")
 
 
 # Chinese numerals before a measure word ("十五天", "两周", "三月三十一日") become digits, so a
@@ -81,7 +71,6 @@ def _normalise(text: str) -> str:
 def terms(text: str) -> list[str]:
     """Content terms of ``text`` in order: stemmed non-stop words, numbers, CJK bigrams."""
     out: list[str] = []
-    stem = _stemmer().stemWord
     for run in _RUN_RE.findall(_normalise(text)):
         if _CJK_RE.match(run):
             if len(run) == 1:

@@ -17,17 +17,11 @@ import re
 import unicodedata
 from collections import Counter
 from dataclasses import dataclass
-from functools import lru_cache
-
-import snowballstemmer
 
 from retrieval.store.base import SparseVec
+from retrieval.text_units import CJK_CLASS, stem
 
-_CJK = (
-    "\u3040-\u30ff"  # Hiragana, Katakana
-    "\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff"  # CJK ideographs
-    "\uac00-\ud7af"  # Hangul syllables
-)
+_CJK = CJK_CLASS
 _TOKEN_RE = re.compile(rf"[{_CJK}]+|[^\W_{_CJK}]+", re.UNICODE)
 _CJK_RE = re.compile(rf"[{_CJK}]")
 
@@ -55,16 +49,10 @@ class Bm25Params:
     avg_len: float = 150.0
 
 
-@lru_cache(maxsize=1)
-def _stemmer():
-    return snowballstemmer.stemmer("english")
-
-
 def tokenize(text: str) -> list[str]:
     """Normalised search terms of ``text`` (NFKC folds full-width forms common in CJK text)."""
     text = unicodedata.normalize("NFKC", text).lower()
     terms: list[str] = []
-    stem = _stemmer().stemWord
     for run in _TOKEN_RE.findall(text):
         if _CJK_RE.match(run):
             terms.extend(run)
