@@ -41,6 +41,7 @@ mark {{ background: #fff0a8; padding: 0 .1em; border-radius: .15em; }}
 }}
 .docent-brand {{ font-size: 1.35rem; font-weight: 700; letter-spacing: -.01em; }}
 .docent-brand span {{ color: {PRIMARY}; }}
+.docent-html {{ white-space: pre-line; }}  /* model/document newlines arrive as &#10; (ui/render.py) */
 .docent-muted {{ color: #6b7280; font-size: .88rem; }}
 .docent-empty {{
   border: 1px dashed #cfd6e3; border-radius: .8rem; padding: 1.6rem 1.4rem; color: #4b5563; background: #fafbfd;
@@ -64,6 +65,6 @@ def footer() -> None:
 
 
 def empty_state(title: str, body: str) -> None:
-    from ui.render import esc
+    from ui.render import esc, safe_html
 
-    st.markdown(f'<div class="docent-empty"><h4>{esc(title)}</h4>{esc(body)}</div>', unsafe_allow_html=True)
+    st.markdown(safe_html(f'<div class="docent-empty"><h4>{esc(title)}</h4>{esc(body)}</div>'), unsafe_allow_html=True)

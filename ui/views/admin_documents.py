@@ -8,6 +8,7 @@ import streamlit as st
 from retrieval.index import DocumentInfo
 from ui import admin_ops as ops
 from ui import theme
+from ui.render import document_heading_html, esc
 from ui.views.admin_collections import known_groups
 from ui.views.common import PageContext, context, fmt_size, fmt_time, friendly_errors
 
@@ -23,7 +24,7 @@ def _row(d: DocumentInfo) -> dict:
 
 
 def _actions(ctx: PageContext, collection: str, doc: DocumentInfo, groups: list[str]) -> None:
-    st.markdown(f"**{doc.title}**  \n<span class='docent-muted'>{doc.path}</span>", unsafe_allow_html=True)
+    st.markdown(document_heading_html(doc.title, doc.path), unsafe_allow_html=True)  # PDF metadata: untrusted
     a, b, c = st.columns(3)
     if a.button("Enable" if doc.disabled else "Disable", key=f"toggle-{doc.document_id}", width="stretch",
                 icon=":material/toggle_on:" if doc.disabled else ":material/toggle_off:"):
@@ -34,7 +35,7 @@ def _actions(ctx: PageContext, collection: str, doc: DocumentInfo, groups: list[
         with friendly_errors(), st.spinner("Parsing and embedding again…"):
             result = ops.reindex_document(ctx.res, ctx.principal, collection, doc.document_id)
             if result.status == "failed":
-                st.error(f"Re-index failed: {result.reason}")
+                st.error(f"Re-index failed: {esc(result.reason or '')}")
             else:
                 st.toast(f"Re-indexed: {result.chunks} passages")
     with c.popover("Remove", icon=":material/delete:", width="stretch"):

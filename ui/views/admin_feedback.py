@@ -8,7 +8,7 @@ import streamlit as st
 
 from ui import admin_ops as ops
 from ui import theme
-from ui.render import answer_html
+from ui.render import answer_html, esc
 from ui.views.common import context, fmt_time
 
 
@@ -36,10 +36,10 @@ def render() -> None:
                  hide_index=True, width="stretch")
     for r in records[:50]:
         icon = ":material/thumb_up:" if r.rating == "up" else ":material/thumb_down:"
-        with st.expander(r.question[:90], icon=icon):
+        with st.expander(esc(r.question[:90]), icon=icon):  # labels are Markdown: images would load
             st.markdown(answer_html(r.answer, f"fb{r.id}"), unsafe_allow_html=True)
             if r.comment:
-                st.caption(f"Comment: {r.comment}")
+                st.caption(f"Comment: {esc(r.comment)}")
 
     st.subheader("Export as evaluation set")
     st.caption("BEIR layout: corpus.jsonl (the passages shown), queries.jsonl, qrels/test.tsv (cited passages of "

@@ -9,8 +9,8 @@ import streamlit as st
 
 from ui import theme
 from ui.chat_session import Turn, copy_text, history, rate
-from ui.library import quote_locations
-from ui.render import answer_html, citation_for, cited_numbers, esc, quotes_for, source_card_html
+from ui.library import NO_LONGER_AVAILABLE, quote_locations
+from ui.render import answer_html, citation_for, cited_numbers, esc, quotes_for, safe_html, source_card_html, text_html
 from ui.services import stream_answer
 from ui.views.common import PageContext, context, plain_error
 from ui.views.source_panel import action_row
@@ -38,15 +38,18 @@ def render_answer(ctx: PageContext, turn: Turn) -> None:
     if a.notice:
         st.info(a.notice, icon=":material/info:")
     if a.mode == "refused":
-        st.markdown(esc(a.answer))
+        st.markdown(text_html(a.answer), unsafe_allow_html=True)
         st.caption("Try other words, or pick more collections in the sidebar.")
     else:
         st.markdown(answer_html(a, turn.id), unsafe_allow_html=True)
     numbers = cited_numbers(a)
     if numbers:
-        st.markdown(f"**Sources** <span class='docent-muted'>({len(numbers)})</span>", unsafe_allow_html=True)
-        for n in numbers:
-            passage = turn.source(n)
+        st.markdown(safe_html(f'<strong>Sources</strong> <span class="docent-muted">({len(numbers)})</span>'),
+                    unsafe_allow_html=True)
+        for n, passage in turn.readable_sources(ctx.res, ctx.principal):
+            if passage is None:  # access revoked since: the cached text is not shown
+                st.caption(f"[{n}] {NO_LONGER_AVAILABLE}")
+                continue
             cit = citation_for(a, n)
             st.markdown(source_card_html(turn.id, n, passage, quotes_for(a, n), cit.supported if cit else True),
                         unsafe_allow_html=True)
@@ -80,7 +83,7 @@ def _ask(ctx: PageContext, question: str) -> None:
                                    if event.passages else "Nothing found in the selected collections.")
                 elif event.type == "delta":
                     text += event.text
-                    body.markdown(esc(text) + " ▌", unsafe_allow_html=True)
+                    body.markdown(text_html(text + " ▌"), unsafe_allow_html=True)  # inert while it streams
                 elif event.type == "final":
                     answer = event.answer
         except Exception as exc:

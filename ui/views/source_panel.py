@@ -1,7 +1,7 @@
 """The source panel: one cited passage with its page, opened from a source card.
 
-Bytes and page images are fetched only here, after ``ui.library.readable_document`` checked
-the logged-in user again: a source card kept in a session cannot outlive a revoked access.
+The passage text, bytes and page images are shown only after ``ui.library.readable_document``
+checked the logged-in user again: a source card kept in a session cannot outlive a revoked access.
 """
 
 from __future__ import annotations
@@ -12,7 +12,8 @@ import streamlit as st
 
 from retrieval.models import Passage
 from ui.downloads import OriginalMissingError, open_at_page_html, original_file, page_image
-from ui.render import esc, highlight, location
+from ui.library import NO_LONGER_AVAILABLE, DocumentUnavailableError, readable_document
+from ui.render import esc, location, passage_html
 from ui.views.common import PageContext, plain_error
 
 
@@ -33,11 +34,16 @@ def action_row(ctx: PageContext, passage: Passage, quotes: Sequence[str], key: s
 
 @st.dialog("Source", width="large")
 def source_dialog(ctx: PageContext, passage: Passage, quotes: list[str]) -> None:
+    try:  # the passage text was cached when it was found; the user may have lost access since
+        readable_document(ctx.res, ctx.principal, passage.collection, passage.document_id)
+    except DocumentUnavailableError:
+        st.warning(NO_LONGER_AVAILABLE)
+        return
     where = location(passage.page, passage.heading_path, passage.page_end)
-    st.markdown(f"#### {esc(passage.title)}", unsafe_allow_html=True)
-    st.caption(" · ".join(x for x in (where, passage.path.rsplit("/", 1)[-1]) if x))
-    st.markdown(f'<div class="src-card"><div class="src-body">{highlight(passage.text, quotes)}</div></div>',
-                unsafe_allow_html=True)
+    # Title, headings and file name come from the document: escaped, they stay text in Markdown.
+    st.markdown(f"#### {esc(passage.title)}")
+    st.caption(esc(" · ".join(x for x in (where, passage.path.rsplit("/", 1)[-1]) if x)))
+    st.markdown(passage_html(passage, quotes), unsafe_allow_html=True)
     try:
         file = original_file(ctx.res, ctx.principal, passage.collection, passage.document_id)
     except OriginalMissingError as exc:

@@ -9,7 +9,7 @@ from retrieval.index import DocumentInfo
 from retrieval.models import Passage
 from ui import theme
 from ui.library import readable_documents, stream_summary, summary_sections
-from ui.render import esc, highlight, summary_html
+from ui.render import summary_card_html, summary_html, text_html
 from ui.views.common import PageContext, context, plain_error
 from ui.views.source_panel import action_row
 
@@ -40,11 +40,7 @@ def _show(ctx: PageContext, doc: DocumentInfo, sections: list[SourceSection], su
     st.markdown("**Sources**")
     for c in summary.citations:
         s = sections[c.n - 1]
-        warn = "" if c.supported else '<span class="src-warn">⚠ weak support</span>'
-        st.markdown(
-            f'<div class="src-card" id="{prefix}-{c.n}"><div class="src-head"><span class="src-n">{c.n}</span>'
-            f'<span class="src-title">{esc(c.label)}</span>{warn}</div>'
-            f'<div class="src-body">{highlight(s.text, [c.quote])}</div></div>', unsafe_allow_html=True)
+        st.markdown(summary_card_html(prefix, c.n, c.label, s.text, c.quote, c.supported), unsafe_allow_html=True)
         action_row(ctx, _section_passage(doc, s), [c.quote], f"{prefix}-{c.n}")
 
 
@@ -84,7 +80,7 @@ def render() -> None:
                     status.caption(event.text)
                 elif event.type == "delta":
                     text += event.text
-                    body.markdown(esc(text) + " ▌", unsafe_allow_html=True)
+                    body.markdown(text_html(text + " ▌"), unsafe_allow_html=True)  # inert while it streams
                 elif event.type == "final":
                     store[doc.document_id] = (sections, event.summary)
         except Exception as exc:
