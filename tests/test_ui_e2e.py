@@ -212,11 +212,46 @@ def test_user_without_access_cannot_see_or_retrieve_a_collection(server, page):
     assert "9 million" not in body and "Falcon budget" not in body
     assert not re.search(r"falcon\.pdf", body, re.I)
 
-    # An admin URL typed by hand falls back to the assistant: the page is not registered for bob.
+    # An admin URL typed by hand falls back to the assistant: the page is not registered for bob
+    # (still logged in after the page load: the session cookie).
     page.goto(server["url"] + "/admin-collections")
-    log_in(page, "", "bob", BOB_PW)
+    page.get_by_role("heading", name="Ask your documents").wait_for()
     assert page.get_by_role("heading", name="Collections").count() == 0
     assert page.get_by_role("heading", name="Create collection").count() == 0
+
+
+def test_builtin_login_survives_a_reload_until_logout_or_a_password_change(tmp_path, browser):
+    """Issue 11, finding 5: the login lives in a signed cookie, which a password change voids."""
+    from ui.auth.users import UserStore
+
+    settings = make_settings(tmp_path / "docent", local_llm="none")
+    users = UserStore.from_settings(settings)
+    users.add("admin", ADMIN_PW, role="admin")
+    users.add("bob", BOB_PW)
+    has_cookie = "() => document.cookie.includes('docent_session=')"
+    with running_app(settings, tmp_path / "streamlit.log") as url:
+        context = browser.new_context(viewport={"width": 1400, "height": 1000})
+        context.set_default_timeout(120_000)
+        pg = context.new_page()
+        log_in(pg, url, "bob", BOB_PW)
+        pg.wait_for_function(has_cookie)
+        assert [c["sameSite"] for c in context.cookies() if c["name"] == "docent_session"] == ["Strict"]
+        pg.reload()
+        pg.get_by_role("heading", name="Ask your documents").wait_for()
+
+        pg.get_by_role("button", name="Log out").click()
+        pg.get_by_role("textbox", name="User name").wait_for()
+        pg.wait_for_function(f"() => !({has_cookie})()")
+        pg.reload()
+        pg.get_by_role("textbox", name="User name").wait_for()
+
+        log_in(pg, "", "bob", BOB_PW)
+        pg.wait_for_function(has_cookie)
+        users.set_password("bob", "bob-new-password-1")  # e.g. `docent users passwd bob` on the server
+        pg.reload()
+        pg.get_by_role("textbox", name="User name").wait_for()
+        assert pg.get_by_role("heading", name="Ask your documents").count() == 0
+        context.close()
 
 
 def test_proxy_login_takes_user_and_groups_from_trusted_headers(tmp_path, browser):

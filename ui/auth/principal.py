@@ -32,6 +32,29 @@ def principal_from_identity(settings: Settings, user: str, groups: list[str]) ->
     return Principal(user=user, groups=groups, is_admin=settings.admin_group in groups)
 
 
+def principal_from_oidc_claims(settings: Settings, claims: Mapping[str, object]) -> Principal | None:
+    """The user an OIDC login names; None when it names them by an e-mail address the provider
+    has not verified (anyone could sign up at a provider with someone else's address).
+
+    Without an ``email`` claim the provider's user name, then its subject, names the user.
+    """
+    email = claims.get("email")
+    if email:
+        if not is_true_claim(claims.get("email_verified")):
+            return None
+        name = email
+    else:
+        name = claims.get("preferred_username") or claims.get("sub")
+    if not name:
+        return None
+    return principal_from_identity(settings, str(name), split_groups(claims.get(settings.oidc_groups_claim)))
+
+
+def is_true_claim(value: object) -> bool:
+    """``true`` as providers send it: a JSON boolean, or (Cognito and others) the string "true"."""
+    return value is True or (isinstance(value, str) and value.strip().lower() == "true")
+
+
 def split_groups(raw: object) -> list[str]:
     """Groups as an identity provider sends them: a list, or a comma/space-separated string."""
     if raw is None:

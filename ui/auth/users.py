@@ -1,8 +1,12 @@
-"""The built-in user store: SQLite under the data directory, salted scrypt hashes, roles, groups.
+"""The built-in user store: SQLite under the data directory, argon2id hashes, roles, groups.
 
 Only the built-in login mode keeps passwords here; OIDC and proxy modes take identity and
 groups from the identity provider, and `--as-user` on the CLI resolves names against this
 store.
+
+Each user has a ``session_epoch``, raised by every password change: session tokens carry the
+epoch they were issued at (ui/auth/sessions.py), so a changed or reset password ends the
+user's other sessions.
 """
 
 from __future__ import annotations
@@ -17,8 +21,9 @@ from typing import Iterator, Literal
 
 from pydantic import BaseModel, Field
 
+from retrieval.private_files import private_sqlite
 from retrieval.settings import Settings
-from ui.auth.passwords import check_strength, hash_password, verify_password
+from ui.auth.passwords import check_strength, dummy_hash, hash_password, needs_rehash, verify_password
 
 Role = Literal["admin", "employee"]
 ROLES: tuple[Role, ...] = ("admin", "employee")
@@ -32,7 +37,8 @@ CREATE TABLE IF NOT EXISTS users (
     role TEXT NOT NULL,
     groups TEXT NOT NULL,
     created_at REAL NOT NULL,
-    last_login REAL
+    last_login REAL,
+    session_epoch INTEGER NOT NULL DEFAULT 0
 );
 """
 
@@ -47,6 +53,7 @@ class UserRecord(BaseModel):
     groups: list[str] = Field(default_factory=list)
     created_at: float = 0.0
     last_login: float | None = None
+    session_epoch: int = 0
 
     @property
     def is_admin(self) -> bool:
@@ -76,6 +83,9 @@ class UserStore:
         self.path = path
         with self._connect() as db:
             db.executescript(_SCHEMA)
+            columns = {row["name"] for row in db.execute("PRAGMA table_info(users)")}
+            if "session_epoch" not in columns:  # a store made before session epochs existed
+                db.execute("ALTER TABLE users ADD COLUMN session_epoch INTEGER NOT NULL DEFAULT 0")
 
     @classmethod
     def from_settings(cls, settings: Settings) -> "UserStore":
@@ -83,18 +93,12 @@ class UserStore:
 
     @contextmanager
     def _connect(self) -> Iterator[sqlite3.Connection]:
-        db = sqlite3.connect(self.path, timeout=30)
-        try:
-            db.execute("PRAGMA journal_mode=WAL")
-            db.row_factory = sqlite3.Row
-            with db:
-                yield db
-        finally:
-            db.close()
+        with private_sqlite(self.path) as db:  # password hashes and login addresses: 0600
+            yield db
 
     @staticmethod
     def _record(row: sqlite3.Row) -> UserRecord:
-        data = {k: row[k] for k in ("username", "role", "created_at", "last_login")}
+        data = {k: row[k] for k in ("username", "role", "created_at", "last_login", "session_epoch")}
         return UserRecord(**data, groups=json.loads(row["groups"]))
 
     # --- reading --------------------------------------------------------------------
@@ -119,17 +123,20 @@ class UserStore:
             return int(db.execute("SELECT COUNT(*) FROM users").fetchone()[0])
 
     def authenticate(self, username: str, password: str) -> UserRecord | None:
-        """The user when the password matches, else None (same answer for unknown names)."""
+        """The user when the password matches, else None (same answer for unknown names).
+
+        One password check either way: an unknown name is checked against a dummy hash of the
+        same cost, so response time does not reveal which names exist.
+        """
         with self._connect() as db:
             row = db.execute("SELECT * FROM users WHERE username = ?", (username.strip(),)).fetchone()
-        if row is None:
-            # Spend the same time as a real check so response time does not reveal names.
-            verify_password(password, hash_password("timing-equaliser"))
-            return None
-        if not verify_password(password, row["password_hash"]):
+        if not verify_password(password, row["password_hash"] if row else dummy_hash()) or row is None:
             return None
         with self._connect() as db:
             db.execute("UPDATE users SET last_login = ? WHERE username = ?", (time.time(), row["username"]))
+            if needs_rehash(row["password_hash"]):  # legacy scrypt or weaker argon2: upgrade while we know it
+                db.execute("UPDATE users SET password_hash = ? WHERE username = ? AND password_hash = ?",
+                           (hash_password(password), row["username"], row["password_hash"]))
         return self._record(row)
 
     # --- writing --------------------------------------------------------------------
@@ -151,10 +158,12 @@ class UserStore:
         return self.get(username)
 
     def set_password(self, username: str, password: str) -> None:
+        """A new password; the user's sessions issued before it end (their epoch is now old)."""
         self.get(username)
         check_strength(password)
         with self._connect() as db:
-            db.execute("UPDATE users SET password_hash = ? WHERE username = ?", (hash_password(password), username))
+            db.execute("UPDATE users SET password_hash = ?, session_epoch = session_epoch + 1 WHERE username = ?",
+                       (hash_password(password), username))
 
     def set_role(self, username: str, role: Role) -> UserRecord:
         user = self.get(username)
