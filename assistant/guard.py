@@ -13,6 +13,12 @@ A refusal (rate limit, policy) is an ordinary ``final`` event whose answer has m
 Streamed text is checked as it grows; when the output policy trips mid-stream, the stream is
 stopped and the final event replaces what was shown (as a final event always does). Nothing
 here logs the question or the answer.
+
+``AnswerGuard.stream_summary`` is the same for summaries (rate limit, output policy on the
+streamed text and the final summary, one ``summary`` audit line), the one path the app and
+``docent summarize`` both take. A summary has no refused form, so its refusal is raised
+(:class:`SummaryRefusedError`): a front end that does not handle it shows an error, never
+the withheld text.
 """
 
 from __future__ import annotations
@@ -21,7 +27,7 @@ import logging
 import time
 from collections.abc import Callable, Iterator, Sequence
 
-from assistant.answer_models import Answer, AnswerEvent
+from assistant.answer_models import Answer, AnswerEvent, SummaryEvent
 from assistant.audit import AuditLog, Outcome, cited_documents
 from assistant.rate_limit import RateLimiter
 from assistant.safety import Classifier, SafetyPolicy, Verdict
@@ -32,10 +38,19 @@ from retrieval.telemetry import Metrics, error_kind
 log = logging.getLogger(__name__)
 
 AnswerStream = Callable[[str], Iterator[AnswerEvent]]
+SummaryStream = Callable[[], Iterator[SummaryEvent]]
 
 
 def refusal(message: str) -> AnswerEvent:
     return AnswerEvent(type="final", answer=Answer(answer=message, mode="refused", notice=message))
+
+
+class SummaryRefusedError(PermissionError):
+    """The rate limit or the output policy stopped a summary; the message is for the user."""
+
+    def __init__(self, message: str):
+        super().__init__(message)
+        self.user_message = message
 
 
 class AnswerGuard:
@@ -69,11 +84,12 @@ class AnswerGuard:
                 self.metrics.errors.labels("audit_write").inc()
 
     def _refuse(self, principal: Principal, collections: Sequence[str], question: str, verdict: Verdict,
-                direction: str, started: float, answer_text: str = "") -> AnswerEvent:
+                direction: str, started: float, answer_text: str = "", **kw) -> AnswerEvent:
         if self.metrics is not None:
             self.metrics.safety_refusals.labels(direction, verdict.rule or "unknown").inc()
         self.record(principal, collections, "blocked_input" if direction == "input" else "blocked_output",
-                    started=started, rule=verdict.detail or verdict.rule, question=question, answer=answer_text)
+                    started=started, rule=verdict.detail or verdict.rule, question=question, answer=answer_text,
+                    **kw)
         return refusal(verdict.message)
 
     # --- the guarded stream -----------------------------------------------------------------
@@ -144,3 +160,53 @@ class AnswerGuard:
         self.record(principal, collections, answer.mode, timings_ms=timings, question=question,
                     answer=answer.answer, cited=cited_documents(answer.citations), passages=len(answer.passages))
         return AnswerEvent(type="final", answer=answer)
+
+    # --- the guarded summary ----------------------------------------------------------------
+    def stream_summary(self, principal: Principal, collections: Sequence[str], document_id: str,
+                       summary_stream: SummaryStream) -> Iterator[SummaryEvent]:
+        """The summariser's events under the rules answers follow; raises
+        :class:`SummaryRefusedError` instead of yielding text the policy blocks."""
+        started = time.perf_counter()
+        kw = dict(event="summary", documents=[document_id])
+        decision = self.limiter.check(principal.user)
+        if not decision.allowed:
+            if self.metrics is not None:
+                self.metrics.rate_limited.inc()
+            self.record(principal, collections, "rate_limited", started=started, **kw)
+            raise SummaryRefusedError(decision.message)
+        events = summary_stream()
+        shown = ""
+        finished = False
+        try:
+            for event in events:
+                final = event.type == "final" and event.summary is not None
+                if event.type == "delta" or final:
+                    shown = event.summary.text if final else shown + event.text
+                    verdict = self.policy.check_output(shown, final=final)
+                    if not verdict.allowed:
+                        close = getattr(events, "close", None)
+                        if close is not None:
+                            close()  # stop generating: nothing more of it reaches the user
+                        finished = True
+                        refused = self._refuse(principal, collections, "", verdict, "output", started, shown, **kw)
+                        raise SummaryRefusedError(refused.answer.answer)
+                if final:
+                    finished = True
+                    self.record(principal, collections, "generated", started=started, answer=shown,
+                                timings_ms=dict(event.summary.timings), **kw)
+                yield event
+        except GeneratorExit:
+            if not finished:
+                self.record(principal, collections, "abandoned", started=started, answer=shown, **kw)
+            raise
+        except SummaryRefusedError:
+            raise
+        except ValueError as exc:  # the summariser's own input checks (a document without text)
+            finished = True
+            self.record(principal, collections, "invalid", started=started, error_kind=error_kind(exc), **kw)
+            raise
+        except Exception as exc:
+            finished = True
+            kind = self.metrics.observe_error(exc) if self.metrics is not None else error_kind(exc)
+            self.record(principal, collections, "error", started=started, answer=shown, error_kind=kind, **kw)
+            raise

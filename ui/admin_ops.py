@@ -19,7 +19,7 @@ from retrieval.models import Principal
 from ui.auth.bootstrap import forget_initial_password
 from ui.auth.users import Role, UserRecord
 from ui.services import Resources
-from ui.uploads import upload_dir
+from ui.uploads import collection_writer, upload_dir
 
 
 class AdminOnlyError(PermissionError):
@@ -141,7 +141,8 @@ def reindex_document(res: Resources, principal: Principal, collection: str, docu
     s = res.settings
     ws = res.workspace
     started = time.time()
-    with res.write_lock:
+    # The lock a `docent ingest` of the collection holds: the two must not write it at once.
+    with collection_writer(res, ws.catalog.get(collection)):
         rec, info = _doc(res, collection, document_id)
         rec = ws.ready_collection(rec.name)
         path = Path(info.path)

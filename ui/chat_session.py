@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from assistant.answer_models import Answer
 from assistant.citations import strip_marks
 from assistant.feedback import FeedbackStore, Rating
-from retrieval.models import Principal
+from retrieval.models import Passage, Principal
 from ui.render import cited_numbers, location
 
 HISTORY_TURNS = 3
@@ -36,6 +36,16 @@ class Turn:
         if page == p.page and text is None:
             return p
         return p.model_copy(update={"page": page, "page_end": None, "text": text or p.text})
+
+    def readable_sources(self, res, principal: Principal) -> list[tuple[int, Passage | None]]:
+        """Each cited source as :meth:`source` gives it, or ``None`` where the user may no longer
+        read its document (checked again at every showing: access can change between reruns)."""
+        from ui.library import unreadable_documents
+
+        numbers = cited_numbers(self.answer)
+        gone = unreadable_documents(res, principal, (self.answer.passages[n - 1] for n in numbers))
+        return [(n, None if (p.collection, p.document_id) in gone else self.source(n))
+                for n, p in ((n, self.answer.passages[n - 1]) for n in numbers)]
 
 
 def history(turns: list[Turn]) -> list[dict[str, str]]:

@@ -7,14 +7,14 @@ filter search uses, so a page can only ever list what the engine would let that 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Iterator
+from typing import Iterable, Iterator
 
 from assistant.answer_models import SourceSection, SummaryEvent
 from assistant.document_sections import sections_from_chunks
 from retrieval.access import can_read_collection, can_write_collection, read_filter
 from retrieval.catalog import CollectionRecord
 from retrieval.index import DocumentInfo
-from retrieval.models import Chunk, Principal
+from retrieval.models import Chunk, Passage, Principal
 from retrieval.store.base import Filter, Match
 from ui.services import Resources
 
@@ -94,6 +94,21 @@ def readable_document(res: Resources, principal: Principal, collection_id: str, 
     return found[0]
 
 
+NO_LONGER_AVAILABLE = "This source is no longer available to you."
+
+
+def unreadable_documents(res: Resources, principal: Principal, passages: Iterable[Passage]) -> set[tuple[str, str]]:
+    """``(collection, document_id)`` of the passages' documents the user may not read now, one
+    check per document: passages kept in a session must not outlive a revoked access."""
+    gone: set[tuple[str, str]] = set()
+    for key in {(p.collection, p.document_id) for p in passages}:
+        try:
+            readable_document(res, principal, *key)
+        except DocumentUnavailableError:
+            gone.add(key)
+    return gone
+
+
 def readable_chunks(res: Resources, principal: Principal, collection_id: str, document_id: str) -> list[Chunk]:
     info = readable_document(res, principal, collection_id, document_id)
     rec = res.workspace.catalog.get(collection_id)
@@ -107,40 +122,18 @@ def summary_sections(res: Resources, principal: Principal, collection_id: str, d
     return [s for s in sections if s.text.strip()]
 
 
-class RateLimitedError(PermissionError):
-    pass
-
-
 def stream_summary(res: Resources, principal: Principal, collection_id: str, document_id: str,
                    sections: list[SourceSection]) -> Iterator[SummaryEvent]:
-    """The summariser's events, rate-limited and audited like questions are."""
+    """The summariser's events through the guard ``docent summarize`` uses too: rate limit,
+    output safety policy, one audit line. Raises ``SummaryRefusedError`` when either stops it."""
     from assistant.summarizer import stream_summary as summarize_stream
 
     llm = res.llm
     if llm.client is None:
         raise NoLanguageModelError(llm.notice)
-    guard = res.guard
-    decision = guard.limiter.check(principal.user)
-    if not decision.allowed:
-        raise RateLimitedError(decision.message)
-    events = summarize_stream(sections, llm.client, max_tokens=res.settings.llm_answer_tokens)
-    return _audited(res, principal, collection_id, document_id, events)
-
-
-def _audited(res: Resources, principal: Principal, collection_id: str, document_id: str,
-             events: Iterator[SummaryEvent]) -> Iterator[SummaryEvent]:
-    import time
-
-    started = time.perf_counter()
-    record = dict(event="summary", started=started, documents=[document_id])
-    try:
-        for event in events:
-            if event.type == "final":
-                res.guard.record(principal, [collection_id], "generated", **record)
-            yield event
-    except Exception:
-        res.guard.record(principal, [collection_id], "error", **record)
-        raise
+    return res.guard.stream_summary(
+        principal, [collection_id], document_id,
+        lambda: summarize_stream(sections, llm.client, max_tokens=res.settings.llm_answer_tokens))
 
 
 def quote_locations(res: Resources, answer) -> dict[int, tuple[int | None, str | None]]:

@@ -124,7 +124,7 @@ def _workspace(settings: Settings) -> Workspace:
     ws = Workspace(settings, embedder=_LazyEmbedder(settings))
     atexit.register(ws.close)
     # Sizes are read at scrape time from this already-open index; a scrape never opens one.
-    process_metrics().add_collector(IndexSizeCollector(lambda: ws.index))
+    process_metrics().add_collector(IndexSizeCollector(lambda: ws.index, settings.metrics_collection_names))
     return ws
 
 

@@ -1,13 +1,19 @@
 """Uploads from the browser: saved under the data folder, then ingested in-process through the
-same index the app holds (the embedded engine allows one opener, so no batch job can do it)."""
+same index the app holds (the embedded engine allows one opener, so no batch job can do it).
+
+Every write of one collection from the app (uploads, the admin's re-index of one document)
+holds :func:`collection_writer`: this process's write lock and the locks a ``docent ingest``
+run of that collection holds, so the two never write it at once (against a Qdrant server both
+can open the index) and a re-index of the collection excludes them as it excludes batch runs."""
 
 from __future__ import annotations
 
 import re
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterator
 
 from ingest.discover import SUPPORTED_SUFFIXES
 from ingest.report import FileResult, IngestReport
@@ -40,6 +46,16 @@ def safe_name(name: str) -> str:
     return base[:120]
 
 
+@contextmanager
+def collection_writer(res: Resources, rec: CollectionRecord) -> Iterator[None]:
+    """Hold the right to write ``rec``; raises ``LockBusyError`` at once naming the holder
+    (a page must not hang behind a cron run)."""
+    from ingest.run_locks import ingest_locks
+
+    with res.write_lock, ingest_locks(res.settings, rec.name):
+        yield
+
+
 def ingest_uploads(res: Resources, principal: Principal, collection: str, files: list[Upload],
                    progress: Progress | None = None) -> IngestReport:
     """Save and index ``files``; a file with the name of an earlier upload replaces it (a new
@@ -57,7 +73,7 @@ def ingest_uploads(res: Resources, principal: Principal, collection: str, files:
     report = IngestReport(collection=rec.name, started_at=time.time())
     folder = upload_dir(res, rec)
     folder.mkdir(parents=True, exist_ok=True)
-    paths: list[Path] = []
+    accepted: list[tuple[str, bytes]] = []
     for f in files:
         name = safe_name(f.name)
         if not name or Path(name).suffix.lower() not in SUPPORTED_SUFFIXES:
@@ -68,14 +84,12 @@ def ingest_uploads(res: Resources, principal: Principal, collection: str, files:
             report.files.append(FileResult(path=f.name, status="failed",
                                            reason=f"too_large: over the {settings.max_file_mb} MB limit"))
             continue
-        path = folder / name
-        tmp = path.with_name(f".{name}.part")
-        tmp.write_bytes(f.data)
-        tmp.replace(path)  # a reader never sees half a file
-        paths.append(path)
+        accepted.append((name, f.data))
 
-    if paths:
-        with res.write_lock:
+    if accepted:
+        # Files are replaced only under the lock: a refused upload leaves the indexed original.
+        with collection_writer(res, rec):
+            paths = [_save(folder, name, data) for name, data in accepted]
             rec = ws.ready_collection(rec.name)
             with ParserPool(timeout_s=settings.parse_timeout_s, memory_mb=settings.parse_memory_mb,
                             max_file_mb=settings.max_file_mb) as pool:
@@ -88,6 +102,14 @@ def ingest_uploads(res: Resources, principal: Principal, collection: str, files:
                                                                                       "user": principal.user})
     report.finished_at = report.finished_at or time.time()
     return report
+
+
+def _save(folder: Path, name: str, data: bytes) -> Path:
+    path = folder / name
+    tmp = path.with_name(f".{name}.part")
+    tmp.write_bytes(data)
+    tmp.replace(path)  # a reader never sees half a file
+    return path
 
 
 def _summary(report: IngestReport, principal: Principal) -> str:

@@ -10,7 +10,7 @@ from assistant.answer_models import Answer
 from assistant.answerer import Answerer
 from assistant.document_sections import sections_from_chunks
 from assistant.errors import LLMServerError, LLMTimeoutError, LLMUnavailableError
-from assistant.guard import AnswerGuard
+from assistant.guard import AnswerGuard, SummaryRefusedError
 from assistant.service import open_llm
 from assistant.summarizer import stream_summary
 from retrieval.access import read_filter
@@ -123,14 +123,21 @@ def summarize(settings: Settings, args: argparse.Namespace) -> int:
         if choice.client is None:
             print(f"docent: summaries need a language model. {choice.notice}", file=sys.stderr)
             return 2
+        # The app's guard: the same rate limit, output safety policy and audit line.
+        guard = AnswerGuard.from_settings(settings)
+        events = guard.stream_summary(principal, [rec.id], chunks[0].document_id,
+                                      lambda: stream_summary(sections, choice.client, max_tokens=settings.llm_answer_tokens))
         final = None
-        for event in stream_summary(sections, choice.client, max_tokens=settings.llm_answer_tokens):
-            if event.type == "stage" and not args.json:
-                print(event.text, file=sys.stderr)
-            elif event.type == "delta" and not args.json:
-                print(event.text, end="", flush=True)
-            elif event.type == "final":
-                final = event.summary
+        try:
+            for event in events:
+                if event.type == "stage" and not args.json:
+                    print(event.text, file=sys.stderr)
+                elif event.type == "delta" and not args.json:
+                    print(event.text, end="", flush=True)
+                elif event.type == "final":
+                    final = event.summary
+        except SummaryRefusedError as exc:
+            return _refused(chunks[0], str(exc), args.json)
     if args.json:
         print(json.dumps({"document": chunks[0].path, "title": chunks[0].title, **final.to_json_dict()},
                          ensure_ascii=False))
@@ -138,4 +145,14 @@ def summarize(settings: Settings, args: argparse.Namespace) -> int:
     print(f"\n\n({final.path}, {final.prompt_tokens} prompt tokens of a {final.budget_tokens}-token budget)")
     for c in final.citations:
         print(f"[{c.n}] {c.label}: “{c.quote.strip()[:200]}”" + ("" if c.supported else "  [not supported]"))
+    return 0
+
+
+def _refused(chunk, message: str, as_json: bool) -> int:
+    """A withheld summary is an answer, as a refused question is for ``docent ask``: exit 0."""
+    if as_json:
+        print(json.dumps({"document": chunk.path, "title": chunk.title, "refused": True, "text": message},
+                         ensure_ascii=False))
+    else:
+        print("\n\n" + message)
     return 0
