@@ -6,6 +6,7 @@ operator who needs them sets ``DOCENT_AUDIT_INCLUDE_TEXT=true`` (and then owns t
 Lines go to ``<data_dir>/audit/audit-YYYY-MM-DD.jsonl`` (UTC days, mode 0600), each written with
 one ``write`` on an ``O_APPEND`` descriptor, so the UI's threads and other processes on the same
 volume can append without interleaving lines. Rotation = the date; retention is the operator's.
+Logins (success, failure, lockout) go to the same files through ``record_login``.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from pathlib import Path
 from typing import Any, Literal, Sequence
 
 from retrieval.models import Principal
+from retrieval.private_files import open_private
 from retrieval.settings import Settings
 
 Outcome = Literal[
@@ -102,11 +104,19 @@ class AuditLog:
 
     def record(self, event: AuditEvent) -> dict[str, Any]:
         """Append one line; returns what was written."""
-        record = event.to_record(self.include_text)
+        return self._append(event.to_record(self.include_text))
+
+    def record_login(self, event: str, user: str, ip: str | None, **detail: Any) -> dict[str, Any]:
+        """One login event (``login``, ``login_failed``, ``login_locked``, ``login_blocked``); never the password."""
+        now = time.time()
+        return self._append({"ts": datetime.fromtimestamp(now, timezone.utc).isoformat(timespec="milliseconds"),
+                             "event": event, "user": user, "ip": ip, **detail})
+
+    def _append(self, record: dict[str, Any]) -> dict[str, Any]:
         line = (json.dumps(record, ensure_ascii=False, separators=(",", ":")) + "\n").encode("utf-8")
         self.folder.mkdir(parents=True, exist_ok=True)
         with self._lock:
-            fd = os.open(self.path_for(), os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+            fd = open_private(self.path_for(), os.O_WRONLY | os.O_APPEND)
             try:
                 os.write(fd, line)
             finally:

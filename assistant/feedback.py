@@ -1,6 +1,12 @@
 """Thumbs up/down on answers, kept with the question, the passages and the answer, and exported
 as a BEIR-layout evaluation set that ``docent eval`` reads.
 
+Privacy follows the audit log's setting (``audit_include_text``): unless it is on, a record
+keeps the rating, the user, the collections and the ids, pages and offsets of what the answer
+cited, but no question, answer, passage or comment text (and so nothing to export). Removing a
+document removes the text of every record that showed it (``forget_document``, called by
+``Index.remove_document`` so every way of removing one does it).
+
 Export rules: a thumbs-up makes the passages its answer cited relevant (score 1) to the
 question; a thumbs-down records them as judged not relevant (score 0), which evaluation
 keeps as a judgment but does not count as a query with a relevant document. Every passage the
@@ -13,15 +19,15 @@ import hashlib
 import json
 import sqlite3
 import time
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator, Literal
+from typing import ContextManager, Literal
 
 from pydantic import BaseModel, Field
 
 from assistant.answer_models import Answer
 from retrieval.models import Passage
+from retrieval.private_files import private_sqlite
 from retrieval.settings import Settings
 
 Rating = Literal["up", "down"]
@@ -71,27 +77,39 @@ def passage_key(p: Passage) -> str:
     return "p-" + hashlib.sha256(raw.encode("utf-8")).hexdigest()[:16]
 
 
+def feedback_path(settings: Settings) -> Path:
+    return settings.data_dir / "feedback.sqlite3"
+
+
+def without_text(answer: Answer) -> Answer:
+    """The answer with every text of it or of its documents blanked; ids, pages, offsets,
+    titles and paths (what the audit log keeps of a citation) stay."""
+    return answer.model_copy(update={
+        "answer": "",
+        "citations": [c.model_copy(update={"quote": "", "heading_path": []}) for c in answer.citations],
+        "sentences": [s.model_copy(update={"text": ""}) for s in answer.sentences],
+        "passages": [p.model_copy(update={"text": "", "context_before": "", "context_after": "", "heading_path": []})
+                     for p in answer.passages],
+    })
+
+
+def _shows(answer: Answer, document_id: str) -> bool:
+    return any(x.document_id == document_id for x in (*answer.passages, *answer.citations))
+
+
 class FeedbackStore:
-    def __init__(self, path: Path):
-        path.parent.mkdir(parents=True, exist_ok=True)
+    def __init__(self, path: Path, include_text: bool = False):
         self.path = path
+        self.include_text = include_text
         with self._connect() as db:
             db.executescript(_SCHEMA)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> "FeedbackStore":
-        return cls(settings.data_dir / "feedback.sqlite3")
+        return cls(feedback_path(settings), settings.audit_include_text)
 
-    @contextmanager
-    def _connect(self) -> Iterator[sqlite3.Connection]:
-        db = sqlite3.connect(self.path, timeout=30)
-        try:
-            db.execute("PRAGMA journal_mode=WAL")
-            db.row_factory = sqlite3.Row
-            with db:
-                yield db
-        finally:
-            db.close()
+    def _connect(self) -> ContextManager[sqlite3.Connection]:
+        return private_sqlite(self.path)
 
     def add(self, user: str, question: str, answer: Answer, rating: Rating, comment: str = "",
             collections: list[str] | None = None) -> int:
@@ -99,6 +117,8 @@ class FeedbackStore:
             raise ValueError(f"rating must be 'up' or 'down', got {rating!r}")
         if not question.strip():
             raise ValueError("feedback needs the question it rates")
+        if not self.include_text:
+            question, answer, comment = "", without_text(answer), ""
         with self._connect() as db:
             cur = db.execute(
                 "INSERT INTO feedback (created_at, user, collections, question, answer, rating, comment)"
@@ -115,7 +135,7 @@ class FeedbackStore:
         with self._connect() as db:
             if rating is not None:
                 db.execute("UPDATE feedback SET rating = ? WHERE id = ?", (rating, feedback_id))
-            if comment is not None:
+            if comment is not None and self.include_text:
                 db.execute("UPDATE feedback SET comment = ? WHERE id = ?", (comment.strip(), feedback_id))
 
     def list(self, rating: Rating | None = None, user: str | None = None, limit: int = 1000) -> list[FeedbackRecord]:
@@ -137,6 +157,22 @@ class FeedbackStore:
     def delete(self, feedback_id: int) -> None:
         with self._connect() as db:
             db.execute("DELETE FROM feedback WHERE id = ?", (feedback_id,))
+
+    def forget_document(self, document_id: str) -> int:
+        """Blank the texts of every record whose answer showed ``document_id`` (the rating and
+        ids stay); returns how many. The WAL is checkpointed so the old text leaves it too."""
+        with self._connect() as db:
+            rows = db.execute("SELECT id, answer FROM feedback WHERE instr(answer, ?) > 0",
+                              (document_id,)).fetchall()
+            hit = [(r["id"], Answer.model_validate_json(r["answer"])) for r in rows]
+            hit = [(i, a) for i, a in hit if _shows(a, document_id)]
+            for i, a in hit:
+                db.execute("UPDATE feedback SET question = '', comment = '', answer = ? WHERE id = ?",
+                           (without_text(a).model_dump_json(), i))
+        if hit:
+            with self._connect() as db:
+                db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        return len(hit)
 
     @staticmethod
     def _record(row: sqlite3.Row) -> FeedbackRecord:
@@ -161,8 +197,8 @@ def write_beir(records: list[FeedbackRecord], folder: Path) -> ExportSummary:
     qrels: list[tuple[str, str, int]] = []
     for r in records:
         cited = r.cited_passages
-        if not cited:
-            continue  # nothing to judge: the answer was refused or cited nothing
+        if not cited or not r.question:
+            continue  # nothing to judge: refused, cited nothing, or kept without its text
         qid = f"fb-{r.id}"
         queries.append((qid, r.question))
         for p in r.answer.passages:
@@ -184,3 +220,10 @@ def write_beir(records: list[FeedbackRecord], folder: Path) -> ExportSummary:
             fh.write(f"{qid}\t{did}\t{score}\n")
     return ExportSummary(folder, len(queries), len(corpus), sum(1 for q in qrels if q[2] > 0),
                          sum(1 for q in qrels if q[2] == 0))
+
+
+def forget_document(settings: Settings, document_id: str) -> int:
+    """``FeedbackStore.forget_document`` where feedback is kept (no store is created for it)."""
+    if not feedback_path(settings).exists():
+        return 0
+    return FeedbackStore.from_settings(settings).forget_document(document_id)

@@ -27,6 +27,7 @@ from typing import Iterator
 
 from ingest.partition import Partition
 from retrieval.catalog import Catalog
+from retrieval.private_files import open_private
 from retrieval.settings import Settings
 from retrieval.store.lock import FileLock, LockBusyError, LockHolder, read_holder
 
@@ -71,8 +72,7 @@ class SharedGate:
         self._fd: int | None = None
 
     def acquire(self) -> "SharedGate":
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        fd = open_private(self.path, os.O_RDWR)
         try:
             fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
         except BlockingIOError:

@@ -12,11 +12,12 @@ import json
 import re
 import sqlite3
 import time
-from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
+from typing import ContextManager
 
 from pydantic import BaseModel, Field
+
+from retrieval.private_files import private_sqlite
 
 EVERYONE = "everyone"
 _NAME_RE = re.compile(r"^[\w][\w .\-]{0,63}$", re.UNICODE)
@@ -80,21 +81,12 @@ def _slug(name: str) -> str:
 
 class Catalog:
     def __init__(self, path: Path):
-        path.parent.mkdir(parents=True, exist_ok=True)
         self._path = path
         with self._connect() as db:
             db.executescript(_SCHEMA)
 
-    @contextmanager
-    def _connect(self) -> Iterator[sqlite3.Connection]:
-        db = sqlite3.connect(self._path, timeout=30)
-        try:
-            db.execute("PRAGMA journal_mode=WAL")
-            db.row_factory = sqlite3.Row
-            with db:
-                yield db
-        finally:
-            db.close()
+    def _connect(self) -> ContextManager[sqlite3.Connection]:
+        return private_sqlite(self._path)
 
     # --- collections ------------------------------------------------------------
     def create_collection(

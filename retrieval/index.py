@@ -149,6 +149,11 @@ class Index:
 
     def remove_document(self, rec: CollectionRecord, document_id: str) -> None:
         self.store.delete(self.target(rec), Filter(must=(_doc(document_id),)))
+        # Answer feedback may quote the document: its text goes with it. Every removal (UI,
+        # CLI, ingestion's prune) comes through here, hence the upward, call-time import.
+        from assistant.feedback import forget_document
+
+        forget_document(self.settings, document_id)
 
     def document_versions(self, rec: CollectionRecord) -> dict[str, list[DocumentInfo]]:
         """Complete versions by path (more than one only after an interrupted run)."""

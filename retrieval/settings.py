@@ -103,14 +103,28 @@ class Settings(BaseSettings):
         default=None, description="Shared secret the authenticating proxy sends in proxy_secret_header; the "
         "user/groups headers are believed only with it. Required unless the app listens on loopback only.")
     proxy_secret_header: str = "X-Docent-Proxy-Secret"
-    admin_group: str = "admins"
+    admin_group: str = Field(default="admins", description="Members of this group (OIDC/proxy) are admins.")
+    login_failures_per_account: int = Field(default=5, description="Failed logins per account per window, then locked.")
+    login_failures_per_address: int = Field(
+        default=20, description="Failed logins per client address per window; 0 = no address limit (behind a "
+        "reverse proxy every client has the proxy's address).")
+    login_window_s: int = Field(default=900, description="The login limiter's window (and lockout) in seconds.")
+    session_max_age_s: int = Field(default=43200, description="How long a built-in login lasts (browser cookie).")
     oidc_provider: str | None = Field(default=None, description="st.login provider name in secrets.toml; unset = default [auth].")
     oidc_groups_claim: str = "groups"
     ui_port: int = 8501
 
     # --- operations ------------------------------------------------------------------
     metrics_port: int | None = None
-    audit_include_text: bool = False
+    metrics_host: str = Field(
+        default="127.0.0.1", description="Address the metrics endpoint listens on; 0.0.0.0 only where "
+        "Prometheus scrapes from another host or container (the endpoint has no authentication).")
+    metrics_collection_names: bool = Field(
+        default=False, description="Label metrics with collection names; unset = an opaque id per collection "
+        "(names can themselves say what a collection holds).")
+    audit_include_text: bool = Field(
+        default=False, description="Keep question, answer and passage text in the audit log and in answer "
+        "feedback; unset = only ids, lengths and ratings.")
     max_question_chars: int = 4000
     blocked_patterns: list[str] = Field(default_factory=list)
     questions_per_minute: int = Field(default=30, description="Per user; 0 = no limit.")

@@ -19,6 +19,7 @@ their own ``Metrics()``.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import re
 import threading
@@ -170,6 +171,15 @@ class InstrumentedSearcher:
 
 # --- ingestion, from the catalog's run history ------------------------------------------------
 
+
+def collection_label(collection_id: str, name: str | None = None) -> str:
+    """The ``collection`` label: the name when names are allowed (``name`` given), else an opaque
+    stable id. Not the catalog id, which spells the start of the name."""
+    if name is not None:
+        return name
+    return "c" + hashlib.sha256(collection_id.encode("utf-8")).hexdigest()[:12]
+
+
 _REASON = re.compile(r"^([a-z_]+):")
 
 
@@ -197,10 +207,11 @@ class _RunTotals:
 
 class IngestRunsCollector(Collector):
     """``docent_ingest_*`` from the catalog's ``ingest_runs``: runs of every process count.
-    Reads only the runs added since the previous scrape."""
+    Reads only the runs added since the previous scrape. ``names``: label with collection names."""
 
-    def __init__(self, catalog: "Catalog"):
+    def __init__(self, catalog: "Catalog", names: bool = False):
         self.catalog = catalog
+        self.names = names
         self._last_id = 0
         self._t = _RunTotals({}, {}, {}, {}, {}, {})
         self._lock = threading.Lock()
@@ -236,12 +247,12 @@ class IngestRunsCollector(Collector):
         with self._lock:
             try:
                 self._update()
-                names = {c.id: c.name for c in self.catalog.list_collections()}
+                names = {c.id: c.name for c in self.catalog.list_collections()} if self.names else {}
             except Exception as exc:  # a scrape must not fail because the catalog is busy
                 log.warning("ingestion metrics: catalog unreadable: %s", exc)
                 names = {}
             t = self._t
-            name = lambda cid: names.get(cid, cid)  # noqa: E731
+            name = lambda cid: collection_label(cid, names.get(cid))  # noqa: E731
             files = CounterMetricFamily("docent_ingest_files", "Files seen by ingestion runs, by status "
                                         "(indexed, unchanged, failed, skipped, removed).", labels=["collection", "status"])
             for (cid, status), n in sorted(t.files.items()):
@@ -277,10 +288,12 @@ class IngestRunsCollector(Collector):
 class IndexSizeCollector(Collector):
     """``docent_index_points`` / ``docent_index_documents`` / ``docent_index_version`` per
     collection, read from the index at scrape time. ``get_index`` returns the opened index or
-    ``None`` (not opened yet: nothing is reported rather than opening it from a scrape)."""
+    ``None`` (not opened yet: nothing is reported rather than opening it from a scrape).
+    ``names``: label with collection names."""
 
-    def __init__(self, get_index: Callable[[], "Index | None"]):
+    def __init__(self, get_index: Callable[[], "Index | None"], names: bool = False):
         self.get_index = get_index
+        self.names = names
 
     def collect(self) -> Iterator[Any]:
         from retrieval.store.base import Filter, Match
@@ -298,9 +311,10 @@ class IndexSizeCollector(Collector):
                 for rec in index.catalog.list_collections():
                     if not index.exists(rec):
                         continue
-                    points.add_metric([rec.name], index.count(rec))
-                    docs.add_metric([rec.name], index.count(rec, first))
-                    version.add_metric([rec.name], rec.version)
+                    label = collection_label(rec.id, rec.name if self.names else None)
+                    points.add_metric([label], index.count(rec))
+                    docs.add_metric([label], index.count(rec, first))
+                    version.add_metric([label], rec.version)
             except Exception as exc:
                 log.warning("index size metrics unavailable: %s", exc)
         yield from (points, docs, version)
@@ -324,9 +338,10 @@ class MetricsServer:
         self._thread.join(timeout=5)
 
 
-def serve_metrics(port: int, metrics: Metrics, addr: str = "0.0.0.0") -> MetricsServer:
-    """Serve ``/metrics`` (Prometheus text format) on ``port`` from a daemon thread. ``port=0``
-    picks a free one (see ``.port``)."""
+def serve_metrics(port: int, metrics: Metrics, addr: str = "127.0.0.1") -> MetricsServer:
+    """Serve ``/metrics`` (Prometheus text format) on ``addr:port`` from a daemon thread.
+    ``port=0`` picks a free one (see ``.port``). Loopback by default: the endpoint has no
+    authentication."""
     httpd, thread = start_http_server(port, addr=addr, registry=metrics.registry)
     return MetricsServer(int(httpd.server_address[1]), httpd, thread)
 
@@ -337,8 +352,8 @@ _servers_lock = threading.Lock()
 
 def ensure_metrics_server(settings: "Settings", metrics: Metrics | None = None,
                           get_index: Callable[[], "Index | None"] | None = None) -> MetricsServer | None:
-    """Start this process's metrics endpoint on ``settings.metrics_port`` once (``None``: off),
-    with the ingestion and, given ``get_index``, the index-size collectors attached."""
+    """Start this process's metrics endpoint on ``settings.metrics_host:metrics_port`` once
+    (``None``: off), with the ingestion and, given ``get_index``, the index-size collectors attached."""
     port = settings.metrics_port
     if not port:
         return None
@@ -348,9 +363,10 @@ def ensure_metrics_server(settings: "Settings", metrics: Metrics | None = None,
             return _servers[port]
         from retrieval.catalog import Catalog
 
-        metrics.add_collector(IngestRunsCollector(Catalog(settings.catalog_path)))
+        names = settings.metrics_collection_names
+        metrics.add_collector(IngestRunsCollector(Catalog(settings.catalog_path), names))
         if get_index is not None:
-            metrics.add_collector(IndexSizeCollector(get_index))
-        server = _servers[port] = serve_metrics(port, metrics)
-    log.info("metrics on http://0.0.0.0:%d/metrics", server.port)
+            metrics.add_collector(IndexSizeCollector(get_index, names))
+        server = _servers[port] = serve_metrics(port, metrics, settings.metrics_host)
+    log.info("metrics on http://%s:%d/metrics", settings.metrics_host, server.port)
     return server

@@ -116,3 +116,22 @@ def test_prometheus_scrapes_the_compose_services():
         host, port = target.split(":")
         assert host in services, target
     assert "vllm:8000" in targets and f"docent-ui:{services['docent-ui']['environment']['DOCENT_METRICS_PORT']}" in targets
+
+
+def test_compose_runs_qdrant_with_a_required_api_key_that_docent_sends():
+    c = compose()
+    required = "${QDRANT_API_KEY:?set QDRANT_API_KEY}"
+    assert c["services"]["qdrant"]["environment"]["QDRANT__SERVICE__API_KEY"] == required
+    assert c["x-docent-env"]["DOCENT_QDRANT_API_KEY"] == required
+
+
+def test_metrics_listen_beyond_loopback_only_where_prometheus_scrapes_them():
+    """The metrics default to 127.0.0.1; a deployment that scrapes across containers says so."""
+    c = compose()
+    envs = [svc.get("environment") or {} for svc in c["services"].values()]
+    envs += [o["data"] for o in k8s_objects() if o["kind"] == "ConfigMap"]
+    for env in envs:
+        if "DOCENT_METRICS_PORT" in env:
+            assert env.get("DOCENT_METRICS_HOST") == "0.0.0.0"
+    ui_ports = c["services"]["docent-ui"]["ports"]
+    assert all(not p.endswith(":9108") or p.startswith("127.0.0.1:") for p in ui_ports)

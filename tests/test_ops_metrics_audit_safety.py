@@ -27,7 +27,14 @@ from ingest.indexer import DocumentIndexer
 from ingest.parse import parse_file
 from retrieval.models import Principal
 from retrieval.search import Searcher
-from retrieval.telemetry import IndexSizeCollector, IngestRunsCollector, InstrumentedSearcher, Metrics, serve_metrics
+from retrieval.telemetry import (
+    IndexSizeCollector,
+    IngestRunsCollector,
+    InstrumentedSearcher,
+    Metrics,
+    collection_label,
+    serve_metrics,
+)
 from retrieval.workspace import Workspace
 
 from .conftest import make_settings
@@ -73,8 +80,8 @@ def value(samples, name: str, **labels) -> float:
 def test_metrics_endpoint_counts_searches_ingestion_and_index_size(indexed):
     ws, rec, report = indexed
     metrics = Metrics()
-    metrics.add_collector(IngestRunsCollector(ws.catalog))
-    metrics.add_collector(IndexSizeCollector(lambda: ws.index))
+    metrics.add_collector(IngestRunsCollector(ws.catalog, names=True))
+    metrics.add_collector(IndexSizeCollector(lambda: ws.index, names=True))
     searcher = InstrumentedSearcher(Searcher.from_workspace(ws), metrics)
     server = serve_metrics(0, metrics, addr="127.0.0.1")
     try:
@@ -118,6 +125,18 @@ def test_metrics_endpoint_counts_searches_ingestion_and_index_size(indexed):
         assert value(again, "docent_ingest_chunks_total", collection="Handbook") == totals["chunks"] + 4
     finally:
         server.close()
+
+
+def test_metrics_label_collections_by_an_opaque_id_unless_names_are_allowed(indexed):
+    ws, rec, _ = indexed
+    metrics = Metrics()
+    metrics.add_collector(IngestRunsCollector(ws.catalog))
+    metrics.add_collector(IndexSizeCollector(lambda: ws.index))
+    text = metrics.render()
+    assert "handbook" not in text.lower()  # neither the name nor the id derived from it
+    label = collection_label(rec.id)
+    assert f'docent_index_documents{{collection="{label}"}} 3.0' in text
+    assert f'docent_ingest_runs_total{{collection="{label}",outcome="failed_files"}} 1.0' in text
 
 
 def test_llm_metrics_ttft_tokens_and_errors_beside_vllm_names(tmp_path):

@@ -40,6 +40,7 @@ def site(tmp_path_factory):
         mp.setenv("DOCENT_DATA_DIR", str(root / "docent"))
         mp.setenv("DOCENT_LOCAL_LLM", "none")
         mp.setenv("DOCENT_AUTH_MODE", "builtin")
+        mp.setenv("DOCENT_AUDIT_INCLUDE_TEXT", "true")  # feedback keeps its text (and exports) only then
         mp.delenv("DOCENT_LLM_BASE_URL", raising=False)
         settings = Settings()
         res = get_resources(settings)  # the same cached resources the app's runs get

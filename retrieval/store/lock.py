@@ -2,9 +2,10 @@
 
 Both embedded Qdrant engines allow one process per storage folder, and a second opener does
 harm before it fails (edge corrupted the holder's next flush in tests), so every opener takes
-this lock first. The holder writes its pid, host, command line and start time into the lock
-file so the loser can name it ("held by pid 1234 (docent ui, since …)") instead of failing
-with a bare "WouldBlock".
+this lock first. The holder writes its pid, host, program and subcommand (never the rest of
+its command line: that can be a question) and start time into the lock file (mode 0600) so
+the loser can name it ("held by pid 1234 (docent ui, since …)") instead of failing with a
+bare "WouldBlock".
 
 ``flock`` is released by the kernel when the holder dies, so a stale file never blocks
 anyone: its text is only read when the lock is really held. The file is never deleted,
@@ -16,12 +17,15 @@ from __future__ import annotations
 import fcntl
 import json
 import os
+import re
 import socket
 import sys
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from types import TracebackType
+
+from retrieval.private_files import open_private
 
 
 @dataclass(frozen=True)
@@ -49,25 +53,40 @@ class LockBusyError(RuntimeError):
         super().__init__(f"{purpose} busy: {path} is held by {who}")
 
 
+_WORD = re.compile(r"^[a-z][a-z0-9_-]{0,31}$")
+
+
+def program_and_subcommand(parts: list[str]) -> str:
+    """``docent ask`` out of ``docent -v ask "What is Alice's salary?"``: the program and its
+    first bare-word argument, nothing else. The rest of a command line can be a user's question
+    (or a path, a collection name), and the lock file is readable on disk and quoted in every
+    "busy" message, so it keeps only what names the kind of process."""
+    if parts and Path(parts[0]).name.startswith("python"):
+        parts = parts[1:]
+        if parts[:1] == ["-m"]:
+            parts = parts[1:]
+    if not parts:
+        return "?"
+    program = Path(parts[0]).name[:64]
+    sub = next((p for p in parts[1:] if not p.startswith("-")), None)
+    return f"{program} {sub}" if sub is not None and _WORD.match(sub) else program
+
+
 def _command_line() -> str:
     try:
         raw = Path("/proc/self/cmdline").read_bytes()
         parts = [p.decode(errors="replace") for p in raw.split(b"\0") if p]
     except OSError:
         parts = [sys.executable, *sys.argv]
-    # "python -m docent_cli.main ui" reads better as "docent_cli.main ui"; keep it short.
-    if parts and Path(parts[0]).name.startswith("python"):
-        parts = parts[1:]
-        if parts[:1] == ["-m"]:
-            parts = parts[1:]
-    text = " ".join(Path(parts[0]).name if i == 0 else p for i, p in enumerate(parts)) if parts else "?"
-    return text if len(text) <= 200 else text[:197] + "..."
+    return program_and_subcommand(parts)
 
 
 def read_holder(path: Path) -> LockHolder | None:
     """The holder recorded in ``path``; ``None`` if it is empty or unreadable."""
     try:
         data = json.loads(Path(path).read_text(encoding="utf-8"))
+        # A file written by an older version holds the whole command line: cut it here too.
+        data["command"] = program_and_subcommand(str(data.get("command", "")).split())
         return LockHolder(**data)
     except (OSError, ValueError, TypeError):
         return None
@@ -88,8 +107,7 @@ class FileLock:
     def acquire(self) -> "FileLock":
         if self._fd is not None:
             raise RuntimeError(f"{self.path} is already locked by this FileLock")
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        fd = open_private(self.path, os.O_RDWR)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
