@@ -281,6 +281,9 @@ class LLMClient:
                 }
             else:
                 log.warning("%s cannot constrain output to a JSON schema; asking without it", self.base_url)
+        if info.kind == "vllm" and self.settings.llm_repetition_penalty is not None:
+            # Overrides the model's generation_config default (see the setting's description).
+            body["repetition_penalty"] = self.settings.llm_repetition_penalty
         temp = self.settings.llm_temperature if temperature is None else temperature
         return {"temperature": temp, "extra_body": body}
 

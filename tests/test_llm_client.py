@@ -327,6 +327,9 @@ def test_vllm_gets_the_schema_inside_structured_outputs_which_it_accepts(tmp_pat
         assert "response_format" not in sent
         assert sent["structured_outputs"] == {"json": VERDICT, "disable_any_whitespace": True}
         assert sent["max_tokens"] == 40 and sent["stream"] is True
+        # Qwen's generation_config repetition_penalty (1.05) would otherwise apply: it penalises
+        # the passage words a grounded answer must copy.
+        assert sent["repetition_penalty"] == 1.0
 
 
 def test_llama_server_keeps_response_format_json_schema(tmp_path):
@@ -343,5 +346,6 @@ def test_llama_server_keeps_response_format_json_schema(tmp_path):
             assert json.loads(client.complete([{"role": "user", "content": "q"}], json_schema=VERDICT))["page"] == 1
     sent = srv.posts()[-1]
     assert "structured_outputs" not in sent
+    assert "repetition_penalty" not in sent  # llama-server's own default is already 1.0
     assert sent["response_format"] == {"type": "json_schema",
                                        "json_schema": {"name": "verdict", "schema": VERDICT, "strict": True}}  # fmt: skip

@@ -75,6 +75,12 @@ def collect(wheels: Path, model: Path, groups: list[str], gguf: Path | None = No
             name = f"wheels/{group}/{pin.wheel}"
             files.append((path, name))
             sums[name] = pin.sha256
+    projects: dict[str, str] = {}
+    for name in sums:  # pip refuses two versions of one project in one install (cffi did once)
+        project = name.rsplit("/", 1)[1].split("-", 1)[0].lower().replace("_", "-")
+        if project in projects:
+            raise StageError(f"{project} is in two lists ({projects[project]}, {name}): keep one row")
+        projects[project] = name
     if not (model / "config.json").is_file():
         raise StageError(f"{model} has no config.json: run benchmarks/gpu/make_model_dir.py")
     for path in sorted(model.iterdir()):
