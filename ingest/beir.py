@@ -142,6 +142,7 @@ def index_key(settings: Settings, corpus_path: Path, model_id: str) -> str:
         "model": model_id,
         "chunk_tokens": settings.chunk_tokens,
         "chunk_overlap_tokens": settings.chunk_overlap_tokens,
+        "contextual_chunks": settings.contextual_chunks,
         "engine": settings.qdrant_url or settings.qdrant_embedded_engine,
         "code": {p: _sha256_file(root / p) for p in _INDEX_CODE},
     }

@@ -15,7 +15,7 @@ exactly; table continuations carry the header text in front of the row span they
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Callable, Iterable, Iterator, Literal
 
 from ingest.parsed import Block, ParsedDocument
@@ -35,6 +35,10 @@ class ChunkDraft:
     page: int | None
     heading_path: tuple[str, ...]
     kind: Literal["text", "table"]
+    # Where the passage sits, for contextual embedding only (never shown or quoted): the nearest
+    # heading above it (PDFs have no heading_path) and, for a table, the short line before it.
+    section: str = ""
+    caption: str = ""
 
 
 @dataclass(frozen=True)
@@ -166,20 +170,39 @@ def _table_drafts(doc: ParsedDocument, table: Block, limit: int, count: TokenCou
         yield ChunkDraft(text, start, end, table.page, table.heading_path, "table")
 
 
+_CAPTION_MAX = 160  # characters: a longer block before a table is body text, not its caption
+
+
+def _surroundings(doc: ParsedDocument) -> dict[int, tuple[str, str]]:
+    """Per block (by id): the latest heading text above it and the block right before it when
+    short (a table's caption). One pass, so chunking stays linear."""
+    out: dict[int, tuple[str, str]] = {}
+    heading = previous = ""
+    for block in doc.blocks:
+        out[id(block)] = (heading, previous)
+        text = " ".join(doc.block_text(block).split())
+        if block.kind == "heading":
+            heading = text[:_CAPTION_MAX]
+        previous = text if block.kind != "table" and len(text) <= _CAPTION_MAX else ""
+    return out
+
+
 def chunk_document(doc: ParsedDocument, count: TokenCounter, limit: int, overlap: int) -> list[ChunkDraft]:
     """All passages of ``doc`` in reading order."""
     if limit <= 0 or overlap < 0 or overlap >= limit:
         raise ValueError(f"need 0 <= overlap < limit, got limit={limit}, overlap={overlap}")
+    around = _surroundings(doc)
     drafts: list[ChunkDraft] = []
     for section in _sections(doc.blocks):
         first = section[0]
+        heading, previous = around[id(first)]
         if first.kind == "table":
-            drafts.extend(_table_drafts(doc, first, limit, count))
+            drafts.extend(replace(d, section=heading, caption=previous)
+                          for d in _table_drafts(doc, first, limit, count))
             continue
         units = [u for block in section for u in _text_units(doc, block, limit, count)]
         for group in _pack(units, limit, overlap):
             start, end = group[0].start, group[-1].end
-            drafts.append(
-                ChunkDraft(doc.text[start:end], start, end, first.page, first.heading_path, "text")
-            )
+            drafts.append(ChunkDraft(doc.text[start:end], start, end, first.page, first.heading_path, "text",
+                                     section=heading))
     return drafts

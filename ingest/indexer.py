@@ -8,8 +8,10 @@ together; each document is still written (and made visible) on its own.
 from __future__ import annotations
 
 import hashlib
+import re
 import time
 from dataclasses import dataclass
+from pathlib import PurePath
 from typing import Callable, Iterable, Iterator, Protocol, Sequence
 
 import numpy as np
@@ -59,9 +61,46 @@ def embedding_text(title: str, heading_path: Sequence[str], text: str) -> str:
     return f"{context}\n{text}" if context else text
 
 
+def chunk_embedding_text(chunk: Chunk) -> str:
+    """What is embedded and keyword-indexed for a stored chunk: its contextual text when it was
+    built with one (``contextual_chunks``), else title and section as always."""
+    if chunk.context:
+        return f"{chunk.context}\n{chunk.text}"
+    return embedding_text(chunk.title, chunk.heading_path, chunk.text)
+
+
+# "For the fiscal year ended December 31, 2019", "for the quarterly period ended July 29, 2023".
+_PERIOD = re.compile(r"(?:fiscal\s+)?(?:year|quarter(?:ly\s+period)?|period|months)\s+ended\s+"
+                     r"([A-Z][a-z]+\.?\s+\d{1,2},?\s+\d{4})", re.IGNORECASE)
+_FIRST_PAGES_CHARS = 6000
+
+
+def document_identity(parsed: ParsedDocument) -> str:
+    """Who and when a document is about, from what it says of itself: its title, its file name
+    (often the only place a filing's company and year are written: "AMAZON_2019_10K") and the
+    period named near its start. Neighbouring filings of one company differ only here."""
+    # A corpus record's path (beir://<id>) names no file: its id says nothing about the document.
+    stem = "" if "://" in parsed.path else re.sub(r"[_\-.]+", " ", PurePath(parsed.path).stem).strip()
+    parts = [parsed.title.strip()] if parsed.title.strip() else []
+    # The parser falls back to the file stem as title: say it once, however it is spelled.
+    if stem and stem.lower() not in re.sub(r"[_\-.]+", " ", parsed.title).lower():
+        parts.append(stem)
+    m = _PERIOD.search(parsed.text[:_FIRST_PAGES_CHARS])
+    if m:
+        parts.append("period ended " + " ".join(m.group(1).split()))
+    return " | ".join(parts)
+
+
+def _context(identity: str, draft: ChunkDraft) -> str:
+    section = list(draft.heading_path) or ([draft.section] if draft.section else [])
+    caption = [draft.caption] if draft.caption and draft.caption not in section else []
+    return " > ".join([identity, *section, *caption])
+
+
 def build_chunks(rec: CollectionRecord, source: SourceFile, parsed: ParsedDocument,
-                 drafts: list[ChunkDraft], now: float) -> list[Chunk]:
+                 drafts: list[ChunkDraft], now: float, contextual: bool = False) -> list[Chunk]:
     document_id = document_id_for(rec.id, source.path)
+    identity = document_identity(parsed) if contextual else ""
     return [
         Chunk(
             id=chunk_id_for(document_id, source.file_hash, i),
@@ -77,6 +116,7 @@ def build_chunks(rec: CollectionRecord, source: SourceFile, parsed: ParsedDocume
             page=d.page,
             heading_path=list(d.heading_path),
             kind=d.kind,
+            context=_context(identity, d) if contextual else "",
             content_hash=hashlib.sha256(d.text.encode("utf-8")).hexdigest(),
             file_hash=source.file_hash,
             file_size=source.size,
@@ -102,7 +142,7 @@ class DocumentIndexer:
         )
         if not drafts:
             raise ParseError("no_text", "no text (scanned?)")
-        return build_chunks(rec, source, parsed, drafts, time.time())
+        return build_chunks(rec, source, parsed, drafts, time.time(), self.settings.contextual_chunks)
 
     def index_all(
         self,
@@ -133,7 +173,7 @@ class DocumentIndexer:
 
     def _flush(self, rec: CollectionRecord, pending: list) -> Iterator[IndexedDocument]:
         all_chunks = [c for _, _, chunks, _ in pending for c in chunks]
-        texts = [embedding_text(c.title, c.heading_path, c.text) for c in all_chunks]
+        texts = [chunk_embedding_text(c) for c in all_chunks]
         started = time.perf_counter()
         dense = self.embedder.embed_passages(texts)
         sparse_vecs = [sparse.encode_document(t) for t in texts]

@@ -38,6 +38,8 @@ class Chunk(BaseModel):
     page: int | None = Field(default=None, description="1-based PDF page.")
     heading_path: list[str] = Field(default_factory=list, description="DOCX: Heading 1 > Heading 2 …")
     kind: Literal["text", "table"] = "text"
+    context: str = Field(default="", description="Contextual chunk text: prepended to what is embedded and "
+                         "keyword-indexed, never shown or quoted (offsets refer to ``text`` alone).")
     content_hash: str = Field(description="sha256 of the chunk text.")
     file_hash: str = Field(description="sha256 of the source file; the document's version.")
     file_size: int = 0

@@ -57,6 +57,12 @@ class Settings(BaseSettings):
     )
     chunk_tokens: int = 256
     chunk_overlap_tokens: int = 32
+    contextual_chunks: bool = Field(
+        default=False,
+        description="Prepend the document's identity (title, file name, period), the section heading and a "
+        "table's caption to what is embedded and keyword-indexed (not to the text shown or quoted). Applies to "
+        "documents ingested after the change (stored with each chunk, so a reindex keeps what each has).",
+    )
 
     # --- ingestion -------------------------------------------------------------------
     parse_timeout_s: float = 120.0
