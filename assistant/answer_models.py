@@ -10,6 +10,10 @@ from retrieval.models import Passage
 
 AnswerMode = Literal["generated", "extractive", "refused"]
 TIMING_KEYS = ("retrieval_ms", "ttft_ms", "total_ms")
+# Who refused: no passage retrieved, the prompt did not fit, the model said it is not there,
+# no cited sentence passed the support check, the supported ones do not address the question,
+# the extractive picker found nothing, or the guard (policy, rate limit) stopped it.
+RefusalStage = Literal["retrieval", "context", "model", "support", "coverage", "extractive", "guard"]
 
 
 class Citation(BaseModel):
@@ -55,6 +59,10 @@ class Answer(BaseModel):
     timings: dict[str, float] = Field(default_factory=dict)
     notice: str | None = Field(
         default=None, description="Why the answer is not a normal generated one (e.g. LLM down)."
+    )
+    refusal_stage: RefusalStage | None = Field(
+        default=None,
+        description="Which step refused (internal, for evaluation; not in the wire format).",
     )
 
     def to_json_dict(self) -> dict:

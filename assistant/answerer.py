@@ -51,6 +51,7 @@ class Answerer:
         retrieve: Retrieve,
         *,
         checker: SupportChecker | None = None,
+        meaning: Callable[[list[str]], object] | None = None,
         fallback_to_extractive: bool = False,
         structured: bool | None = None,
         max_tokens: int | None = None,
@@ -59,7 +60,9 @@ class Answerer:
         self.settings = settings
         self.llm = llm
         self.retrieve = retrieve
-        self.checker = checker or SupportChecker()
+        # meaning: texts -> e5 vectors, handed in by the composition root (the index's own
+        # embedder), so a claim in another language than its passage is checked by meaning.
+        self.checker = checker or SupportChecker(cross_lingual=meaning)
         self.fallback_to_extractive = fallback_to_extractive
         self.structured = structured
         self.max_tokens = max_tokens or settings.llm_answer_tokens
@@ -88,7 +91,7 @@ class Answerer:
 
         if not passages:
             yield AnswerEvent(type="passages", passages=[])
-            yield self._final(refused(question), timings, ms)
+            yield self._final(refused(question, stage="retrieval"), timings, ms)
             return
         if self.llm is None:
             yield AnswerEvent(type="passages", passages=passages)
@@ -103,7 +106,8 @@ class Answerer:
             yield AnswerEvent(type="passages", passages=fitted)
             if not fitted:
                 yield self._final(
-                    refused(question, notice="The question is too long for the model's context."), timings, ms
+                    refused(question, notice="The question is too long for the model's context.", stage="context"),
+                    timings, ms,
                 )
                 return
             messages = answer_messages(question, fitted, structured=structured)

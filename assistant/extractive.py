@@ -45,7 +45,7 @@ def extractive_answer(
             if b - a >= _MIN_CHARS or lexical.is_cjk(p.text[a:b]):
                 candidates.append((i, a, b))
     if not candidates:
-        return refused(question, passages, notice=notice)
+        return refused(question, passages, notice=notice, stage="extractive")
 
     weights = Claim.of(question).weights
     term_sets = [lexical.term_set(passages[i].text[a:b]) for i, a, b in candidates]
@@ -53,7 +53,7 @@ def extractive_answer(
     idf = {t: w * math.log(1 + len(term_sets) / (1 + df[t])) for t, w in weights.items()}
     total = sum(idf.values())
     if not total:
-        return refused(question, passages, notice=notice)
+        return refused(question, passages, notice=notice, stage="extractive")
     # Earlier passages rank higher in retrieval: a small bonus breaks ties in their favour.
     scored = sorted(
         (
@@ -64,7 +64,7 @@ def extractive_answer(
     )
     best = scored[0][0]
     if best <= 0:
-        return refused(question, passages, notice=notice)
+        return refused(question, passages, notice=notice, stage="extractive")
 
     chosen: list[tuple[float, int]] = []
     used: dict[int, int] = {}

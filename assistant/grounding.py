@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 from assistant import citations as cit
 from assistant import lexical
-from assistant.answer_models import Answer, Citation, SentenceSupport
+from assistant.answer_models import Answer, Citation, RefusalStage, SentenceSupport
 from assistant.prompts import REFUSAL_EN, REFUSAL_ZH
 from assistant.support import SpanMatch, SupportChecker
 from retrieval.models import Passage
@@ -36,13 +36,19 @@ def refused(
     *,
     removed: Sequence[int] = (),
     notice: str | None = None,
+    stage: RefusalStage | None = None,
+    sentences: Sequence[SentenceSupport] = (),
 ) -> Answer:
+    """The refusal; ``sentences``: what the model wrote and how it scored (never shown, kept
+    so an evaluation can tell why a draft was rejected)."""
     return Answer(
         answer=refusal_message(question),
         mode="refused",
         passages=list(passages),
         removed_citations=list(removed),
         notice=notice,
+        refusal_stage=stage,
+        sentences=list(sentences),
     )
 
 
@@ -73,7 +79,7 @@ def ground(
     removed = rewritten.removed
     text = rewritten.text.strip()
     if found is False or not text or says_refusal(text):
-        return refused(question, passages, removed=removed)
+        return refused(question, passages, removed=removed, stage="model")
     attributed: set[str] = set()
     if attribute:
         sources = {i: p.text for i, p in enumerate(passages, 1)}
@@ -105,8 +111,10 @@ def ground(
                 best[n] = (span, ok or (prev[1] if prev else False))
 
     supported = [s.text for s in sentences if s.supported and s.citations]
-    if not supported or not checker.covers_question(question, supported):
-        return refused(question, passages, removed=removed)
+    if not supported:
+        return refused(question, passages, removed=removed, stage="support", sentences=sentences)
+    if not checker.covers_question(question, supported):
+        return refused(question, passages, removed=removed, stage="coverage", sentences=sentences)
 
     return Answer(
         answer=drop_uncited(text, units),

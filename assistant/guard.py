@@ -42,7 +42,8 @@ SummaryStream = Callable[[], Iterator[SummaryEvent]]
 
 
 def refusal(message: str) -> AnswerEvent:
-    return AnswerEvent(type="final", answer=Answer(answer=message, mode="refused", notice=message))
+    return AnswerEvent(type="final", answer=Answer(answer=message, mode="refused", notice=message,
+                                                   refusal_stage="guard"))
 
 
 class SummaryRefusedError(PermissionError):

@@ -24,13 +24,16 @@ _SENTENCE_END = re.compile(r"(?:[.!?](?=\s)|[。！？；!?](?![.!?])|\n)[\"'”
 
 _STOP_WORDS = frozenset(
     """a an and are as at be been being but by can could did do does for from had has have
-    he her hers him his how i if in into is it its itself me more most my no nor not of on
+    he her hers him his how i if in into is it its itself me more most my of on
     or our ours she should so such than that the their theirs them then there these they
     this those to too up us was we were what when where which while who whom why will with
     would you your yours also any all each other some only own same very just about above
     after again against before below between both down during further here once out over
     under until off per via""".split()
 )
+# "no", "nor", "not", "never" are not stop words: in "Alcohol is not reimbursed" the negation is
+# the answer to "Is alcohol reimbursed?" (without it the claim only echoes the question and
+# cannot be checked), and "is reimbursed" against a passage saying "is not" must miss a term.
 
 
 # Chinese particles and interrogatives: a bigram containing one ("司的", "是什") says nothing
@@ -61,18 +64,28 @@ def _zh_number(run: str) -> str:
     return str(total + section + digit)
 
 
+def zh_numerals_to_digits(text: str) -> str:
+    """"十五天" -> "15天": Chinese numerals before a measure word written as digits."""
+    return _ZH_NUMERAL_RE.sub(lambda m: _zh_number(m.group(0)), text)
+
+
 def _normalise(text: str) -> str:
     # NFKC folds full-width letters/digits (common in Chinese text) into their ASCII forms.
-    text = unicodedata.normalize("NFKC", text).lower()
-    text = _ZH_NUMERAL_RE.sub(lambda m: _zh_number(m.group(0)), text)
+    text = zh_numerals_to_digits(unicodedata.normalize("NFKC", text).lower())
     return _ZH_QUESTION_WORDS_RE.sub(" ", text)
 
 
 def terms(text: str) -> list[str]:
     """Content terms of ``text`` in order: stemmed non-stop words, numbers, CJK bigrams."""
     out: list[str] = []
-    for run in _RUN_RE.findall(_normalise(text)):
+    after_number = -1
+    for m in _RUN_RE.finditer(_normalise(text)):
+        run = m.group(0)
         if _CJK_RE.match(run):
+            # The measure word after a figure ("15天带薪" -> "天") is a term of its own, as it is
+            # where the run ends there ("两天。"): "年假有多少天" must meet "十五天带薪年假".
+            if m.start() == after_number and len(run) > 1 and run[0] not in _CJK_FUNCTION_CHARS:
+                out.append(run[0])
             if len(run) == 1:
                 if run not in _CJK_FUNCTION_CHARS:
                     out.append(run)
@@ -84,6 +97,7 @@ def terms(text: str) -> list[str]:
                 )
         elif run not in _STOP_WORDS:
             out.append(run if _DIGIT_RE.search(run) else stem(run))
+        after_number = m.end() if _DIGIT_RE.fullmatch(run[-1:]) else -1
     return out
 
 

@@ -235,10 +235,10 @@ def test_structured_stream_parses_sentences_as_they_complete_and_survives_trunca
 
 
 def test_answer_schema_restricts_citations_to_the_passages_shown():
-    schema = answer_schema([1, 2, 3])
-    items = schema["properties"]["answer_sentences"]["items"]["properties"]["citations"]["items"]
+    found, not_found = answer_schema([1, 2, 3])["anyOf"]  # found: true with sentences | found: false
+    items = found["properties"]["answer_sentences"]["items"]["properties"]["citations"]["items"]
     assert items["enum"] == [1, 2, 3]
-    assert schema["required"] == ["found", "answer_sentences"]
+    assert found["required"] == not_found["required"] == ["found", "answer_sentences"]
 
 
 # --- prompts ---------------------------------------------------------------------------------
@@ -399,9 +399,8 @@ def test_structured_mode_renders_the_same_answer_form(tmp_path):
     llm = ScriptedLLM([payload[i : i + 5] for i in range(0, len(payload), 5)], json_schema=True)
     answerer = Answerer(Settings(_env_file=None, data_dir=tmp_path), llm, lambda q: EN_PASSAGES)
     answer = answerer.answer("What is the meal allowance?")
-    assert llm.calls[0]["json_schema"]["properties"]["answer_sentences"]["items"]["properties"]["citations"][
-        "items"
-    ]["enum"] == [1, 2, 3]
+    found = llm.calls[0]["json_schema"]["anyOf"][0]
+    assert found["properties"]["answer_sentences"]["items"]["properties"]["citations"]["items"]["enum"] == [1, 2, 3]
     assert answer.mode == "generated"
     assert answer.answer == "Meals are reimbursed up to 40 EUR per day [3]."
     not_found = ScriptedLLM(['{"found": false, "answer_sentences": []}'], json_schema=True)
