@@ -38,7 +38,7 @@ from pydantic import BaseModel, Field
 
 from ingest.batch import file_sha256
 from ingest.errors import ParseError
-from ingest.indexer import DocumentIndexer, PassageEmbedder, SourceFile, embedding_text
+from ingest.indexer import DocumentIndexer, PassageEmbedder, SourceFile, chunk_embedding_text
 from ingest.parsed import ParsedDocument
 from retrieval import sparse
 from retrieval.catalog import CollectionRecord
@@ -59,7 +59,7 @@ class PinnedIndex(Index):
     the alias: what a build (or a look at the old index) needs, with the same document logic."""
 
     def __init__(self, base: Index, physical: str):
-        super().__init__(base.settings, base.store, base.catalog)
+        super().__init__(base.settings, base.store, base.catalog, base.on_removed)
         self.pinned = physical
 
     def target(self, rec: CollectionRecord) -> str:
@@ -258,7 +258,7 @@ class Reindexer:
         chunks = old_view.document_chunks(rec, info.document_id)
         if not chunks or chunks[0].chunk_index != 0:
             return False
-        texts = [embedding_text(c.title, c.heading_path, c.text) for c in chunks]
+        texts = [chunk_embedding_text(c) for c in chunks]
         dense = self.embedder.embed_passages(texts)
         new_view.write_document(rec, chunks, dense, [sparse.encode_document(t) for t in texts])
         return True

@@ -14,7 +14,7 @@ from __future__ import annotations
 import os
 import signal
 from dataclasses import dataclass
-from typing import Iterator, Sequence
+from typing import Callable, Iterator, Sequence
 
 from retrieval.catalog import Catalog, CollectionRecord
 from retrieval.models import Chunk
@@ -61,15 +61,22 @@ def crash_point(step: str) -> None:
         os.kill(os.getpid(), signal.SIGKILL)
 
 
+RemovalHook = Callable[[Settings, str], object]
+
+
 def _doc(document_id: str) -> Match:
     return Match("document_id", (document_id,))
 
 
 class Index:
-    def __init__(self, settings: Settings, store: VectorStore, catalog: Catalog):
+    def __init__(self, settings: Settings, store: VectorStore, catalog: Catalog,
+                 on_removed: Sequence[RemovalHook] = ()):
         self.settings = settings
         self.store = store
         self.catalog = catalog
+        # Called as hook(settings, document_id) after each removal: what lives above retrieval
+        # (answer feedback quoting the document) is forgotten with it, without an upward import.
+        self.on_removed = tuple(on_removed)
 
     # --- naming: a stable alias per collection, a physical collection per version ----------
     def alias(self, rec: CollectionRecord) -> str:
@@ -132,12 +139,22 @@ class Index:
         """The access override and the disabled flag belong to the document (its path in the
         collection), not to one version: every new version (batch ingest, upload, re-index of
         one document, reindex) takes them from the version already indexed, here, in one place,
-        so no caller can forget them. With no earlier version the chunks' own values stand."""
-        current = self.get_document(rec, chunks[0].document_id)
+        so no caller can forget them; a renamed or moved file takes them from the entry of its
+        old path. With neither, the chunks' own values stand."""
+        current = self.get_document(rec, chunks[0].document_id) or self._moved_from(rec, chunks[0])
         if current is None:
             return list(chunks)
         state = {"access_groups": current.access_groups, "disabled": current.disabled}
         return [c.model_copy(update=state) for c in chunks]
+
+    def _moved_from(self, rec: CollectionRecord, first: Chunk) -> DocumentInfo | None:
+        """A document of the same content whose file is gone: ``first``'s file was renamed or
+        moved, and is the same document to its readers (the stale entry is pruned later)."""
+        flt = Filter(must=(_FIRST_CHUNK, Match("file_hash", (first.file_hash,))))
+        for chunk in self.store.scroll(self.target(rec), flt):
+            if chunk.path != first.path and not os.path.exists(chunk.path):
+                return DocumentInfo.from_chunk(chunk)
+        return None
 
     def remove_other_versions(self, rec: CollectionRecord, document_id: str, keep_hash: str) -> None:
         others = Filter(must=(_doc(document_id),), must_not=(Match("file_hash", (keep_hash,)),))
@@ -150,10 +167,9 @@ class Index:
     def remove_document(self, rec: CollectionRecord, document_id: str) -> None:
         self.store.delete(self.target(rec), Filter(must=(_doc(document_id),)))
         # Answer feedback may quote the document: its text goes with it. Every removal (UI,
-        # CLI, ingestion's prune) comes through here, hence the upward, call-time import.
-        from assistant.feedback import forget_document
-
-        forget_document(self.settings, document_id)
+        # CLI, ingestion's prune) comes through here; the composition root hands in the hook.
+        for hook in self.on_removed:
+            hook(self.settings, document_id)
 
     def document_versions(self, rec: CollectionRecord) -> dict[str, list[DocumentInfo]]:
         """Complete versions by path (more than one only after an interrupted run)."""

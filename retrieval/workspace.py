@@ -7,16 +7,18 @@ from __future__ import annotations
 
 from functools import cached_property
 from types import TracebackType
+from typing import Sequence
 
 from retrieval.catalog import Catalog, CollectionRecord
-from retrieval.index import Index
+from retrieval.index import Index, RemovalHook
 from retrieval.settings import Settings
 from retrieval.store.base import VectorStore
 from retrieval.store.factory import open_store
 
 
 class Workspace:
-    def __init__(self, settings: Settings, store: VectorStore | None = None, embedder=None):
+    def __init__(self, settings: Settings, store: VectorStore | None = None, embedder=None,
+                 on_document_removed: Sequence[RemovalHook] = ()):
         self.settings = settings
         if embedder is not None:
             # Tests and long-lived processes share one loaded model across workspaces.
@@ -24,7 +26,7 @@ class Workspace:
         settings.data_dir.mkdir(parents=True, exist_ok=True)
         self.catalog = Catalog(settings.catalog_path)
         self.store = store if store is not None else open_store(settings)
-        self.index = Index(settings, self.store, self.catalog)
+        self.index = Index(settings, self.store, self.catalog, on_document_removed)
 
     @cached_property
     def embedder(self):

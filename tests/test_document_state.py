@@ -6,9 +6,7 @@ re-upload, admin re-index) keeps them. Before the fix a new version was written 
 from __future__ import annotations
 
 import json
-import threading
 from pathlib import Path
-from types import SimpleNamespace
 
 from docx import Document
 
@@ -92,14 +90,14 @@ def test_disabled_document_stays_disabled_after_edit_and_reingest(tmp_path, sett
 
 
 def test_same_name_reupload_keeps_override_and_disabled_flag(tmp_path, settings, workspace, monkeypatch):
-    from ui.uploads import Upload, ingest_uploads
+    from ui.usecases import Docent, Upload
 
     ws = workspace
     rec = ws.catalog.create_collection("Everyone", ["staff"], ["staff"])
-    res = SimpleNamespace(settings=settings, workspace=ws, write_lock=threading.Lock())
+    app = Docent.from_settings(settings, workspace=ws)
     admin = Principal(user="admin", groups=["admins"], is_admin=True)
     first = write_docx(tmp_path / "a" / "board.docx", BOARD)
-    report = ingest_uploads(res, admin, rec.name, [Upload("board.docx", first.read_bytes())])
+    report = app.upload(admin, rec.name, [Upload("board.docx", first.read_bytes())])
     assert [f.status for f in report.files] == ["indexed"]
     rec = ws.catalog.get(rec.name)
     doc = ws.index.list_documents(rec)[0]
@@ -107,8 +105,30 @@ def test_same_name_reupload_keeps_override_and_disabled_flag(tmp_path, settings,
     ws.index.set_disabled(rec, doc.document_id, True)
 
     second = write_docx(tmp_path / "b" / "board.docx", [BOARD[0], "The merger codename changed to Kestrel."])
-    report = ingest_uploads(res, admin, rec.name, [Upload("board.docx", second.read_bytes())])
+    report = app.upload(admin, rec.name, [Upload("board.docx", second.read_bytes())])
     assert [f.status for f in report.files] == ["indexed"]
     [new] = ws.index.list_documents(rec)
     assert new.file_hash != doc.file_hash
+    assert (new.access_groups, new.disabled) == (["board"], True)
+
+
+def test_renamed_file_keeps_override_and_disabled_flag(tmp_path, settings, workspace):
+    """A file renamed (or moved) on the share is the same document to its readers: the new path
+    takes the old entry's access override and disabled flag, and the old entry is pruned."""
+    ws = workspace
+    rec = ws.ready_collection(ws.catalog.create_collection("Everyone").name)
+    share = tmp_path / "share"
+    board = write_docx(share / "board.docx", BOARD)
+    _ingest(settings, ws, rec, [share])
+    doc = ws.index.list_documents(rec)[0]
+    ws.index.set_access(rec, doc.document_id, ["board"])
+    ws.index.set_disabled(rec, doc.document_id, True)
+
+    board.rename(share / "minutes-march.docx")
+    with ParserPool.from_settings(settings) as pool:
+        report = BatchIngest(ws.index, DocumentIndexer(settings, ws.index, ws.embedder), pool.parse).run(
+            rec, [share], prune=True)
+    assert sorted(f.status for f in report.files) == ["indexed", "removed"]
+    [new] = ws.index.list_documents(rec)
+    assert new.path.endswith("minutes-march.docx") and new.document_id != doc.document_id
     assert (new.access_groups, new.disabled) == (["board"], True)

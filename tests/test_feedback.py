@@ -83,14 +83,15 @@ def test_removing_a_document_removes_the_text_of_feedback_that_used_it(tmp_path,
     from ingest.batch import BatchIngest
     from ingest.indexer import DocumentIndexer
     from ingest.parse import parse_file
-    from retrieval.workspace import Workspace
+    from ui.usecases.core import open_workspace
 
     from .conftest import make_settings
     from .ops_corpus import write_share
 
     settings = make_settings(tmp_path / "docent", audit_include_text=True)
     write_share(tmp_path / "share", ["leave-policy", "travel-expenses"])
-    with Workspace(settings, embedder=embedder) as ws:
+    # The composition root's workspace: the one every front end uses, with the removal hook.
+    with open_workspace(settings, embedder) as ws:
         rec = ws.ready_collection("Handbook", create=True)
         indexer = DocumentIndexer(settings, ws.index, embedder)
         BatchIngest(ws.index, indexer, lambda p: parse_file(p, max_file_mb=10)).run(rec, [tmp_path / "share"])

@@ -45,8 +45,8 @@ class Site:
 
 @pytest.fixture(scope="module")
 def site(tmp_path_factory):
-    from ui.services import get_resources
-    from ui.uploads import Upload, ingest_uploads
+    from ui.services import get_app
+    from ui.usecases import Upload
 
     root = tmp_path_factory.mktemp("parity")
     with pytest.MonkeyPatch.context() as mp:
@@ -56,7 +56,7 @@ def site(tmp_path_factory):
         mp.setenv("DOCENT_BLOCKED_PATTERNS", BLOCKED)
         mp.delenv("DOCENT_LLM_BASE_URL", raising=False)
         settings = Settings()
-        res = get_resources(settings)
+        res = get_app(settings)
         res.users.add("alice", "alice-password", groups=["staff"])
         catalog = res.workspace.catalog
         handbook = catalog.create_collection("Handbook", ["everyone"], ["staff"])
@@ -64,7 +64,7 @@ def site(tmp_path_factory):
         travel = write_pdf(root / "travel-policy.pdf", TRAVEL_POLICY_PAGES, "Travel Policy")
         codes = write_pdf(root / "door-codes.pdf", CODES_PAGES, "Door codes")
         for name, path in (("Handbook", travel), ("Facilities", codes)):
-            report = ingest_uploads(res, ADMIN, name, [Upload(path.name, path.read_bytes())])
+            report = res.upload(ADMIN, name, [Upload(path.name, path.read_bytes())])
             assert [f.status for f in report.files] == ["indexed"], report.files
         index = res.workspace.index
         yield Site(settings, res, root, index.list_documents(handbook)[0].document_id,
@@ -82,19 +82,18 @@ def audit_lines(settings: Settings) -> list[dict]:
 
 
 def test_app_summary_that_repeats_blocked_text_is_withheld(site):
-    from ui.library import stream_summary, summary_sections
-    from ui.services import Resources
+    from ui.usecases import Docent
 
     rec = site.res.workspace.catalog.get("Facilities")
     with VLLMStub(reply=LEAKY_SUMMARY) as stub:
-        # The app's resources with a language model: the same opened index, a server to talk to.
+        # The app's facade with a language model: the same opened index, a server to talk to.
         settings = site.settings.model_copy(update={"llm_base_url": stub.base_url})
-        res = Resources(settings, site.res.users, site.res.feedback)
-        sections = summary_sections(res, ALICE, rec.id, site.codes_id)
+        res = Docent.from_settings(settings, workspace=lambda: site.res.workspace, users=site.res.users)
+        sections = res.summary_sections(ALICE, rec.id, site.codes_id)
         assert any("SECRET-42" in s.text for s in sections)  # the document itself trips the policy
         shown: list[str] = []
         with pytest.raises(PermissionError) as refused:
-            for event in stream_summary(res, ALICE, rec.id, site.codes_id, sections):
+            for event in res.summarize(ALICE, rec.id, site.codes_id):
                 shown.append(event.text if event.type != "final" else event.summary.text)
     assert "withheld" in str(refused.value) and "SECRET" not in str(refused.value)
     assert not any("SECRET-42" in text for text in shown)
@@ -156,26 +155,25 @@ def batch_run_holding(site):
 
 
 def test_upload_and_reindex_refuse_while_a_batch_run_holds_the_collection(site, batch_run_holding):
-    from retrieval.store.lock import LockBusyError
-    from ui.admin_ops import reindex_document
-    from ui.uploads import Upload, ingest_uploads, upload_dir
+    from ui.usecases import Upload
+    from ui.usecases.errors import LockBusyError
 
     rec = site.res.workspace.catalog.get("Handbook")
     before = {d.document_id for d in site.res.workspace.index.list_documents(rec)}
     memo = write_pdf(site.root / "memo.pdf", ["Memo\n\nThe office is closed on Friday."], "Memo")
     with pytest.raises(LockBusyError):
-        ingest_uploads(site.res, ADMIN, "Handbook", [Upload(memo.name, memo.read_bytes())])
+        site.res.upload(ADMIN, "Handbook", [Upload(memo.name, memo.read_bytes())])
     with pytest.raises(LockBusyError):
-        reindex_document(site.res, ADMIN, "Handbook", site.travel_id)
-    assert not (upload_dir(site.res, rec) / memo.name).exists()  # nothing replaced on disk either
+        site.res.reindex_document(ADMIN, "Handbook", site.travel_id)
+    assert not (site.res.upload_dir(rec) / memo.name).exists()  # nothing replaced on disk either
     assert {d.document_id for d in site.res.workspace.index.list_documents(rec)} == before
 
 
 def test_upload_runs_once_the_batch_run_has_let_go(site):
-    from ui.uploads import Upload, ingest_uploads
+    from ui.usecases import Upload
 
     memo = write_pdf(site.root / "memo2.pdf", ["Memo\n\nThe canteen opens at noon."], "Memo two")
-    report = ingest_uploads(site.res, ADMIN, "Handbook", [Upload(memo.name, memo.read_bytes())])
+    report = site.res.upload(ADMIN, "Handbook", [Upload(memo.name, memo.read_bytes())])
     assert [f.status for f in report.files] == ["indexed"]
 
 
@@ -188,7 +186,6 @@ def texts(at: AppTest) -> str:
 
 
 def test_earlier_turn_hides_passages_of_a_document_the_user_lost(site):
-    from ui.admin_ops import set_document_access
 
     at = AppTest.from_file(APP, default_timeout=TIMEOUT).run()
     at.text_input(key="login_user").input("alice")
@@ -199,7 +196,7 @@ def test_earlier_turn_hides_passages_of_a_document_the_user_lost(site):
     assert not at.exception, at.exception
     assert "<mark>" in texts(at) and any(b.label == "View page" for b in at.button)
     try:
-        set_document_access(site.res, ADMIN, "Handbook", site.travel_id, ["finance"])  # alice is not in it
+        site.res.set_document_access(ADMIN, "Handbook", site.travel_id, ["finance"])  # alice is not in it
         at.run()
         assert not at.exception, at.exception
         html = texts(at)
@@ -207,6 +204,6 @@ def test_earlier_turn_hides_passages_of_a_document_the_user_lost(site):
         assert "<mark>" not in html and 'class="src-body"' not in html  # no cached passage text
         assert not any(b.label == "View page" for b in at.button)
     finally:
-        set_document_access(site.res, ADMIN, "Handbook", site.travel_id, None)
+        site.res.set_document_access(ADMIN, "Handbook", site.travel_id, None)
     at.run()
     assert "<mark>" in texts(at)  # readable again: shown again

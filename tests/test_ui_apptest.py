@@ -32,8 +32,8 @@ class Site:
 
 @pytest.fixture(scope="module")
 def site(tmp_path_factory):
-    from ui.services import get_resources
-    from ui.uploads import Upload, ingest_uploads
+    from ui.services import get_app
+    from ui.usecases import Upload
 
     root = tmp_path_factory.mktemp("ui")
     with pytest.MonkeyPatch.context() as mp:
@@ -43,7 +43,7 @@ def site(tmp_path_factory):
         mp.setenv("DOCENT_AUDIT_INCLUDE_TEXT", "true")  # feedback keeps its text (and exports) only then
         mp.delenv("DOCENT_LLM_BASE_URL", raising=False)
         settings = Settings()
-        res = get_resources(settings)  # the same cached resources the app's runs get
+        res = get_app(settings)  # the same cached facade the app's runs get
         admin_password = (settings.data_dir / "initial-admin.txt").read_text().split("password: ")[1].split()[0]
         res.users.add("alice", "alice-password", groups=["staff"])
         res.users.add("bob", "bob-password")
@@ -55,7 +55,7 @@ def site(tmp_path_factory):
         travel = write_pdf(root / "travel-policy.pdf", TRAVEL_POLICY_PAGES, "Travel Policy")
         falcon = write_pdf(root / "falcon.pdf", FALCON_PAGES, "Project Falcon")
         for name, path in (("Handbook", travel), ("Finance", falcon)):
-            report = ingest_uploads(res, admin, name, [Upload(path.name, path.read_bytes())])
+            report = res.upload(admin, name, [Upload(path.name, path.read_bytes())])
             assert [f.status for f in report.files] == ["indexed"], report.files
         falcon_id = res.workspace.index.list_documents(finance)[0].document_id
         yield Site(settings, res, admin_password, falcon_id, finance.id, travel)
@@ -108,13 +108,13 @@ def test_employee_chat_answers_with_citations_sources_and_feedback(site):
     assert captions == ["Page 2 of travel-policy.pdf"], "the dialog shows the cited page"
 
     at.feedback[0].set_value(1).run()
-    records = site.res.feedback.list(user="alice")
+    records = site.res.feedback_store.list(user="alice")
     assert len(records) == 1 and records[0].rating == "up"
     assert records[0].question == "What is the daily meal allowance?"
     assert any("45 euros" in p.text for p in records[0].cited_passages)
     comment = next(t for t in at.text_input if t.placeholder.startswith("Optional"))
     comment.input("Exactly what I needed").run()
-    assert site.res.feedback.list(user="alice")[0].comment == "Exactly what I needed"
+    assert site.res.feedback_store.list(user="alice")[0].comment == "Exactly what I needed"
 
     # A follow-up keeps the conversation; "New chat" clears it.
     at.chat_input[0].set_value("And within how many days are receipts due?").run()
@@ -124,9 +124,7 @@ def test_employee_chat_answers_with_citations_sources_and_feedback(site):
 
 
 def test_user_without_access_neither_sees_nor_retrieves_a_collection(site):
-    from ui.downloads import original_file
-    from ui.library import DocumentUnavailableError, readable_documents
-    from ui.services import stream_answer
+    from ui.usecases.errors import DocumentUnavailableError
 
     at = login("bob", "bob-password")
     assert at.multiselect(key="collections").options == ["Handbook"]
@@ -137,25 +135,25 @@ def test_user_without_access_neither_sees_nor_retrieves_a_collection(site):
 
     # Below the UI: asking the services directly for the collection returns nothing of it.
     bob = Principal(user="bob")
-    events = list(stream_answer(site.res, bob, ["Finance"], "What is the budget of Project Falcon?"))
+    events = list(site.res.ask(bob, ["Finance"], "What is the budget of Project Falcon?"))
     final = events[-1].answer
     assert final.mode == "refused" and not final.passages
-    assert readable_documents(site.res, bob, ["Finance"]) == []
+    assert site.res.documents(bob, ["Finance"]) == []
     with pytest.raises(DocumentUnavailableError):
-        original_file(site.res, bob, site.finance_id, site.falcon_id)
+        site.res.download(bob, site.finance_id, site.falcon_id)
     fiona = Principal(user="fiona", groups=["finance"])
-    assert original_file(site.res, fiona, site.finance_id, site.falcon_id).data.startswith(b"%PDF")
+    assert site.res.download(fiona, site.finance_id, site.falcon_id).data.startswith(b"%PDF")
 
 
 def test_admin_functions_refuse_non_admins(site):
-    from ui import admin_ops as ops
+    from ui.usecases.errors import AdminOnlyError
 
     bob = Principal(user="bob")
-    for call in (lambda: ops.collections_overview(site.res, bob),
-                 lambda: ops.list_users(site.res, bob),
-                 lambda: ops.delete_collection(site.res, bob, "Handbook"),
-                 lambda: ops.export_feedback_zip(site.res, bob)):
-        with pytest.raises(ops.AdminOnlyError):
+    for call in (lambda: site.res.collections_overview(bob),
+                 lambda: site.res.list_users(bob),
+                 lambda: site.res.delete_collection(bob, "Handbook"),
+                 lambda: site.res.export_feedback_zip(bob)):
+        with pytest.raises(AdminOnlyError):
             call()
 
 
@@ -206,10 +204,8 @@ def test_admin_pages_manage_collections_documents_history_users(site):
     next(b for b in at.button if b.label == "Disable").click().run()
     row = at.dataframe[0].value.set_index("File").loc["travel-policy.pdf"]
     assert row["Status"] == "disabled"
-    from ui.services import stream_answer
-
-    final = list(stream_answer(site.res, Principal(user="alice", groups=["staff"]), ["Handbook"],
-                               "What is the daily meal allowance?"))[-1].answer
+    final = list(site.res.ask(Principal(user="alice", groups=["staff"]), ["Handbook"],
+                              "What is the daily meal allowance?"))[-1].answer
     assert all("travel-policy" not in p.path for p in final.passages)
     next(b for b in at.button if b.label == "Enable").click().run()
     assert at.dataframe[0].value.set_index("File").loc["travel-policy.pdf"]["Status"] == "searchable"
@@ -221,20 +217,16 @@ def test_admin_pages_manage_collections_documents_history_users(site):
 
     at.switch_page("views/admin_users.py").run()
     assert {"admin", "alice", "bob", "fiona"} <= set(at.dataframe[0].value["User"])
-    from ui.services import stream_answer as answer_stream
-
-    answer = list(answer_stream(site.res, Principal(user="fiona", groups=["finance"]), ["Finance"],
-                                "What is the budget of Project Falcon?"))[-1].answer
-    site.res.feedback.add("fiona", "What is the budget of Project Falcon?", answer, "down", "too vague", ["Finance"])
+    answer = list(site.res.ask(Principal(user="fiona", groups=["finance"]), ["Finance"],
+                               "What is the budget of Project Falcon?"))[-1].answer
+    site.res.feedback_store.add("fiona", "What is the budget of Project Falcon?", answer, "down", "too vague", ["Finance"])
     at.switch_page("views/admin_feedback.py").run()
     assert "too vague" in at.dataframe[0].value["Comment"].tolist()
     import io
     import zipfile
 
-    from ui import admin_ops as ops
-
     admin = Principal(user="admin", is_admin=True)
-    names = zipfile.ZipFile(io.BytesIO(ops.export_feedback_zip(site.res, admin))).namelist()
+    names = zipfile.ZipFile(io.BytesIO(site.res.export_feedback_zip(admin))).namelist()
     assert sorted(names) == ["docent-feedback/corpus.jsonl", "docent-feedback/qrels/test.tsv",
                              "docent-feedback/queries.jsonl"]
 
@@ -261,11 +253,11 @@ def test_summarize_lists_readable_documents_and_says_why_without_a_model(site):
 
 
 def test_sections_for_summaries_follow_pages(site):
-    from ui.library import readable_chunks, sections_from_chunks
+    from assistant.document_sections import sections_from_chunks
 
     rec = site.res.workspace.catalog.get("Handbook")
     doc = next(d for d in site.res.workspace.index.list_documents(rec) if d.path.endswith("travel-policy.pdf"))
-    chunks = readable_chunks(site.res, Principal(user="bob"), rec.id, doc.document_id)
+    chunks = site.res.read_document(Principal(user="bob"), rec.id, doc.document_id)
     sections = sections_from_chunks(chunks)
     assert [s.label for s in sections] == ["p. 1", "p. 2"]
     assert sections[1].text.startswith("Meal allowance") and "45 euros" in sections[1].text

@@ -80,7 +80,7 @@ def test_copy_text_and_history():
 
 
 def test_upload_names_cannot_escape_the_upload_folder():
-    from ui.uploads import safe_name
+    from ui.usecases import safe_name
 
     assert safe_name("../../etc/passwd.pdf") == "passwd.pdf"
     assert safe_name("C:\\Users\\me\\Report 2024 (final).docx") == "Report 2024 (final).docx"

@@ -1,6 +1,6 @@
 """Docent's browser app (``docent ui``): login, then the assistant pages and, for admins, the
 admin pages. This script only decides who is here and which pages they get; the pages render,
-``ui.services`` and friends do the work.
+the application layer (``ui.usecases``, cached per process by ``ui.services``) does the work.
 
 Everything runs inside ``main()``: the parser sandbox spawns worker interpreters, and a spawned
 child re-imports the parent's main script (this file, under Streamlit) as ``__mp_main__``; it
@@ -43,29 +43,28 @@ def main() -> None:
     from retrieval.settings import Settings
     from ui import theme
     from ui.auth.login import can_logout, current_principal, logout, render_login
-    from ui.library import readable_collections
-    from ui.services import describe_llm, get_resources
+    from ui.services import get_app
     from ui.views.common import CTX_KEY, PageContext, friendly_errors, plain_error
 
     st.set_page_config(page_title="Docent", page_icon=":material/menu_book:", layout="wide", initial_sidebar_state="expanded")
     theme.apply()
 
     settings = Settings()
-    res = get_resources(settings)
-    principal = current_principal(settings, res.users)
+    app = get_app(settings)
+    principal = current_principal(settings, app.users)
     if principal is None:
         st.session_state.pop(CTX_KEY, None)
-        render_login(settings, res.users)
+        render_login(settings, app.users)
         theme.footer()
         st.stop()
 
     nav = st.navigation(_pages(principal.is_admin), position="sidebar")
-    ctx = PageContext(res, principal)
+    ctx = PageContext(app, principal)
     with st.sidebar:
         st.markdown("### :blue[:material/menu_book:] Docent")
         st.caption(f"Signed in as **{principal.user}**" + (" · admin" if principal.is_admin else ""))
         try:
-            ctx.readable = readable_collections(res, principal)
+            ctx.readable = app.collections(principal)
         except Exception as exc:
             st.error(plain_error(exc))
         names = ctx.readable_names
@@ -77,7 +76,7 @@ def main() -> None:
             "Collections", names, key="collections", placeholder="Pick collections to search",
             help="The assistant answers from the documents in these collections.",
         )
-        st.caption("Model: " + describe_llm(settings))
+        st.caption("Model: " + app.describe_llm())
         if can_logout(settings) and st.button("Log out", icon=":material/logout:", width="stretch"):
             logout(settings)
 

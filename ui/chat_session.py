@@ -1,4 +1,6 @@
-"""One browser session's conversation: turns, follow-up history, and feedback on answers."""
+"""One browser session's conversation: turns, follow-up history, and feedback on answers.
+
+A view helper: what it reads or records goes through the ``ui.usecases.Docent`` it is given."""
 
 from __future__ import annotations
 
@@ -7,7 +9,7 @@ from dataclasses import dataclass, field
 
 from assistant.answer_models import Answer
 from assistant.citations import strip_marks
-from assistant.feedback import FeedbackStore, Rating
+from assistant.feedback import Rating
 from retrieval.models import Passage, Principal
 from ui.render import cited_numbers, location
 
@@ -37,13 +39,11 @@ class Turn:
             return p
         return p.model_copy(update={"page": page, "page_end": None, "text": text or p.text})
 
-    def readable_sources(self, res, principal: Principal) -> list[tuple[int, Passage | None]]:
+    def readable_sources(self, app, principal: Principal) -> list[tuple[int, Passage | None]]:
         """Each cited source as :meth:`source` gives it, or ``None`` where the user may no longer
         read its document (checked again at every showing: access can change between reruns)."""
-        from ui.library import unreadable_documents
-
         numbers = cited_numbers(self.answer)
-        gone = unreadable_documents(res, principal, (self.answer.passages[n - 1] for n in numbers))
+        gone = app.unreadable_documents(principal, (self.answer.passages[n - 1] for n in numbers))
         return [(n, None if (p.collection, p.document_id) in gone else self.source(n))
                 for n, p in ((n, self.answer.passages[n - 1]) for n in numbers)]
 
@@ -74,16 +74,16 @@ def copy_text(answer: Answer, pages: dict[int, int | None] | None = None) -> str
     return "\n".join(lines)
 
 
-def rate(store: FeedbackStore, principal: Principal, turn: Turn, rating: Rating | None, comment: str | None = None) -> None:
+def rate(app, principal: Principal, turn: Turn, rating: Rating | None, comment: str | None = None) -> None:
     """Record or change the user's rating of one answer (one record per answer)."""
     if rating is None and comment is None:
         return
     if turn.feedback_id is None:
         if rating is None:
             return  # a comment without a rating has nothing to attach to yet
-        turn.feedback_id = store.add(principal.user, turn.question, turn.answer, rating, comment or "",
-                                     turn.collections)
+        turn.feedback_id = app.record_feedback(principal, turn.question, turn.answer, rating, comment or "",
+                                               turn.collections)
     else:
-        store.update(turn.feedback_id, rating=rating, comment=comment)
+        app.update_feedback(principal, turn.feedback_id, rating=rating, comment=comment)
     if rating is not None:
         turn.rating = rating

@@ -6,9 +6,8 @@ import argparse
 import json
 import time
 
-from retrieval.catalog import CatalogError
 from retrieval.settings import Settings
-from retrieval.workspace import Workspace
+from ui.usecases import LOCAL_ADMIN, Docent
 
 
 def _groups(text: str | None) -> list[str] | None:
@@ -60,13 +59,10 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def collections_list(settings: Settings, args) -> int:
-    with Workspace(settings) as ws:
-        rows = []
-        for rec in ws.catalog.list_collections():
-            docs = len(ws.index.list_documents(rec)) if ws.index.exists(rec) else 0
-            chunks = ws.index.count(rec) if ws.index.exists(rec) else 0
-            rows.append({"name": rec.name, "id": rec.id, "documents": docs, "chunks": chunks,
-                         "read_groups": rec.read_groups, "write_groups": rec.write_groups, "model": rec.model_id})
+    with Docent.from_settings(settings) as app:
+        rows = [{"name": r.rec.name, "id": r.rec.id, "documents": r.documents, "chunks": r.chunks,
+                 "read_groups": r.rec.read_groups, "write_groups": r.rec.write_groups, "model": r.rec.model_id}
+                for r in app.collections_overview(LOCAL_ADMIN)]
     if args.json:
         print(json.dumps(rows, ensure_ascii=False))
     elif not rows:
@@ -78,23 +74,23 @@ def collections_list(settings: Settings, args) -> int:
 
 
 def collections_create(settings: Settings, args) -> int:
-    with Workspace(settings) as ws:
-        rec = ws.catalog.create_collection(args.name, _groups(args.read), _groups(args.write), args.description)
-        ws.ready_collection(rec.name)
+    with Docent.from_settings(settings) as app:
+        rec = app.create_collection(LOCAL_ADMIN, args.name, _groups(args.read), _groups(args.write), args.description,
+                                    build_index=True)
     print(f"created collection {rec.name!r}")
     return 0
 
 
 def collections_rename(settings: Settings, args) -> int:
-    with Workspace(settings) as ws:
-        rec = ws.catalog.rename_collection(args.name, args.new_name)
+    with Docent.from_settings(settings) as app:
+        rec = app.rename_collection(LOCAL_ADMIN, args.name, args.new_name)
     print(f"renamed to {rec.name!r}")
     return 0
 
 
 def collections_groups(settings: Settings, args) -> int:
-    with Workspace(settings) as ws:
-        rec = ws.catalog.set_groups(args.name, _groups(args.read), _groups(args.write))
+    with Docent.from_settings(settings) as app:
+        rec = app.set_collection_groups(LOCAL_ADMIN, args.name, _groups(args.read), _groups(args.write))
     print(f"{rec.name}: read {','.join(rec.read_groups) or '-'}; write {','.join(rec.write_groups) or '-'}")
     return 0
 
@@ -103,30 +99,20 @@ def collections_delete(settings: Settings, args) -> int:
     if not args.yes:
         print(f"docent: deleting {args.name!r} removes its whole index; repeat with --yes to confirm")
         return 2
-    with Workspace(settings) as ws:
-        rec = ws.catalog.get(args.name)
-        ws.index.drop(rec)
-        ws.catalog.delete_collection(rec.id)
+    with Docent.from_settings(settings) as app:
+        rec = app.delete_collection(LOCAL_ADMIN, args.name)
     print(f"deleted collection {rec.name!r}")
     return 0
 
 
-def _find_document(ws: Workspace, rec, key: str):
-    for doc in ws.index.list_documents(rec):
-        if key in (doc.document_id, doc.path) or doc.path.endswith("/" + key):
-            return doc
-    raise CatalogError(f"no document {key!r} in collection {rec.name!r}")
-
-
 def docs_list(settings: Settings, args) -> int:
-    with Workspace(settings) as ws:
-        rec = ws.catalog.get(args.collection)
-        docs = ws.index.list_documents(rec) if ws.index.exists(rec) else []
+    with Docent.from_settings(settings) as app:
+        docs = app.list_documents(LOCAL_ADMIN, args.collection)
     if args.json:
         print(json.dumps([d.__dict__ for d in docs], ensure_ascii=False))
         return 0
     if not docs:
-        print(f"No documents in {rec.name!r} yet. Add some with: docent ingest FOLDER --collection {rec.name!r}")
+        print(f"No documents in {args.collection!r} yet. Add some with: docent ingest FOLDER --collection {args.collection!r}")
     for d in docs:
         when = time.strftime("%Y-%m-%d %H:%M", time.localtime(d.indexed_at))
         flag = " [disabled]" if d.disabled else ""
@@ -135,27 +121,24 @@ def docs_list(settings: Settings, args) -> int:
 
 
 def docs_show(settings: Settings, args) -> int:
-    with Workspace(settings) as ws:
-        rec = ws.catalog.get(args.collection)
-        doc = _find_document(ws, rec, args.document)
+    with Docent.from_settings(settings) as app:
+        doc = app.admin_find_document(LOCAL_ADMIN, args.collection, args.document)
     print(json.dumps(doc.__dict__, ensure_ascii=False, indent=2))
     return 0
 
 
 def docs_remove(settings: Settings, args) -> int:
-    with Workspace(settings) as ws:
-        rec = ws.catalog.get(args.collection)
-        doc = _find_document(ws, rec, args.document)
-        ws.index.remove_document(rec, doc.document_id)
+    with Docent.from_settings(settings) as app:
+        doc = app.admin_find_document(LOCAL_ADMIN, args.collection, args.document)
+        app.remove_document(LOCAL_ADMIN, args.collection, doc.document_id)
     print(f"removed {doc.path}")
     return 0
 
 
 def _set_disabled(settings: Settings, args, disabled: bool) -> int:
-    with Workspace(settings) as ws:
-        rec = ws.catalog.get(args.collection)
-        doc = _find_document(ws, rec, args.document)
-        ws.index.set_disabled(rec, doc.document_id, disabled)
+    with Docent.from_settings(settings) as app:
+        doc = app.admin_find_document(LOCAL_ADMIN, args.collection, args.document)
+        app.set_document_disabled(LOCAL_ADMIN, args.collection, doc.document_id, disabled)
     print(f"{'disabled' if disabled else 'enabled'} {doc.path}")
     return 0
 
@@ -169,9 +152,8 @@ def docs_enable(settings: Settings, args) -> int:
 
 
 def docs_access(settings: Settings, args) -> int:
-    with Workspace(settings) as ws:
-        rec = ws.catalog.get(args.collection)
-        doc = _find_document(ws, rec, args.document)
-        ws.index.set_access(rec, doc.document_id, _groups(args.groups))
+    with Docent.from_settings(settings) as app:
+        doc = app.admin_find_document(LOCAL_ADMIN, args.collection, args.document)
+        app.set_document_access(LOCAL_ADMIN, args.collection, doc.document_id, _groups(args.groups))
     print(f"{doc.path}: " + (f"readable by {args.groups}" if args.groups else "follows the collection's groups"))
     return 0

@@ -7,17 +7,18 @@ import json
 import sys
 
 from assistant.answer_models import Answer
-from assistant.answerer import Answerer
-from assistant.document_sections import sections_from_chunks
-from assistant.errors import LLMServerError, LLMTimeoutError, LLMUnavailableError
-from assistant.guard import AnswerGuard, SummaryRefusedError
-from assistant.service import open_llm
-from assistant.summarizer import stream_summary
-from retrieval.access import read_filter
-from retrieval.catalog import CatalogError
 from retrieval.models import Principal
 from retrieval.settings import Settings
-from retrieval.workspace import Workspace
+from ui.usecases import LOCAL_ADMIN, Docent
+from ui.usecases.errors import (
+    CatalogError,
+    LLMServerError,
+    LLMTimeoutError,
+    LLMUnavailableError,
+    NoLanguageModelError,
+    SummaryRefusedError,
+    UnknownUserError,
+)
 
 LLM_ERRORS = (LLMUnavailableError, LLMTimeoutError, LLMServerError)
 
@@ -45,16 +46,14 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=summarize)
 
 
-def principal_from(settings: Settings, args: argparse.Namespace) -> Principal:
+def principal_from(app: Docent, args: argparse.Namespace) -> Principal:
     if args.as_user is None:
         if args.groups:
             raise CatalogError("--groups needs --as-user")
-        return Principal(user="local-admin", is_admin=True)
-    from ui.auth.principal import UnknownUserError, resolve_principal
-
+        return LOCAL_ADMIN
     groups = [g.strip() for g in args.groups.split(",") if g.strip()] if args.groups else None
     try:
-        return resolve_principal(settings, args.as_user, groups)
+        return app.principal(args.as_user, groups)
     except UnknownUserError as exc:
         raise CatalogError(str(exc)) from None
 
@@ -79,20 +78,15 @@ def print_answer(answer: Answer, streamed: bool) -> None:
 
 
 def ask(settings: Settings, args: argparse.Namespace) -> int:
-    principal = principal_from(settings, args)
-    with Workspace(settings) as ws, open_llm(settings) as choice:
-        from retrieval.search import Searcher
-
-        searcher = Searcher.from_workspace(ws)
-        retrieve = lambda q: searcher.search(q, principal, args.collection, k=args.k).passages  # noqa: E731
-        answerer = Answerer(settings, choice.client, retrieve, fallback_to_extractive=True)
-        if choice.notice and not args.json:
-            print(choice.notice, file=sys.stderr)
-        # The same safety policy, rate limit and audit line as questions asked in the app.
-        guard = AnswerGuard.from_settings(settings)
+    with Docent.from_settings(settings) as app:
+        principal = principal_from(app, args)
+        notice = app.llm.notice
+        if notice and not args.json:
+            print(notice, file=sys.stderr)
         final = None
         streamed = False
-        for event in guard.stream(principal, args.collection, args.question, answerer.stream_answer):
+        # The same safety policy, rate limit and audit line as questions asked in the app.
+        for event in app.ask(principal, args.collection, args.question, k=args.k):
             if event.type == "delta" and not args.json:
                 print(event.text, end="", flush=True)
                 streamed = True
@@ -108,39 +102,26 @@ def ask(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def summarize(settings: Settings, args: argparse.Namespace) -> int:
-    principal = principal_from(settings, args)
-    with Workspace(settings) as ws:
-        rec = ws.catalog.get(args.collection)
-        flt = read_filter(principal, rec)
-        matches = [d for d in ws.index.list_documents(rec)
-                   if args.document in (d.document_id, d.path) or d.path.endswith("/" + args.document)]
-        chunks = ws.index.document_chunks(rec, matches[0].document_id, flt) if matches else []
-    if not chunks:
+    with Docent.from_settings(settings) as app:
+        principal = principal_from(app, args)
         # The same words whether the document is missing or forbidden: no existence leak.
-        raise CatalogError(f"no document {args.document!r} that you may read in {rec.name!r}")
-    sections = sections_from_chunks(chunks)
-    with open_llm(settings) as choice:
-        if choice.client is None:
-            print(f"docent: summaries need a language model. {choice.notice}", file=sys.stderr)
-            return 2
-        # The app's guard: the same rate limit, output safety policy and audit line.
-        guard = AnswerGuard.from_settings(settings)
-        events = guard.stream_summary(principal, [rec.id], chunks[0].document_id,
-                                      lambda: stream_summary(sections, choice.client, max_tokens=settings.llm_answer_tokens))
+        doc = app.find_document(principal, args.collection, args.document)
         final = None
         try:
-            for event in events:
+            for event in app.summarize(principal, args.collection, doc.document_id):
                 if event.type == "stage" and not args.json:
                     print(event.text, file=sys.stderr)
                 elif event.type == "delta" and not args.json:
                     print(event.text, end="", flush=True)
                 elif event.type == "final":
                     final = event.summary
+        except NoLanguageModelError:
+            print(f"docent: summaries need a language model. {app.llm.notice}", file=sys.stderr)
+            return 2
         except SummaryRefusedError as exc:
-            return _refused(chunks[0], str(exc), args.json)
+            return _refused(doc, str(exc), args.json)
     if args.json:
-        print(json.dumps({"document": chunks[0].path, "title": chunks[0].title, **final.to_json_dict()},
-                         ensure_ascii=False))
+        print(json.dumps({"document": doc.path, "title": doc.title, **final.to_json_dict()}, ensure_ascii=False))
         return 0
     print(f"\n\n({final.path}, {final.prompt_tokens} prompt tokens of a {final.budget_tokens}-token budget)")
     for c in final.citations:

@@ -8,17 +8,11 @@ import json
 import sys
 from pathlib import Path
 
-from ingest.beir import doc_id_from_path, ensure_index
-from retrieval.evaluation import ALL_MODES, METRIC_KEYS, BeirFormatError, evaluate, load_beir
-from retrieval.models import Principal
-from retrieval.rerank import Reranker, RerankerUnavailableError
-from retrieval.search import Searcher
+from retrieval.evaluation import ALL_MODES, METRIC_KEYS, BeirFormatError, load_beir
+from retrieval.rerank import Reranker
 from retrieval.settings import Settings
-from retrieval.workspace import Workspace
-
-# Evaluation reads every document: it searches as an administrator of its own private index.
-EVAL_PRINCIPAL = Principal(user="docent-eval", is_admin=True)
-DEPTH = 100
+from ui.usecases.errors import RerankerUnavailableError
+from ui.usecases.evaluation import run_evaluation
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -69,8 +63,6 @@ def _say(args: argparse.Namespace, text: str) -> None:
 
 
 def run(settings: Settings, args: argparse.Namespace) -> int:
-    from retrieval.embeddings import Embedder
-
     try:
         beir = load_beir(args.dir, args.split)
         reranker = Reranker.from_settings(settings)
@@ -82,7 +74,6 @@ def run(settings: Settings, args: argparse.Namespace) -> int:
     if not queries:
         print("docent: no judged query left to evaluate", file=sys.stderr)
         return 2
-    embedder = Embedder.from_settings(settings)
     last = [-1]
 
     def indexing(done: int, total: int) -> None:
@@ -91,24 +82,17 @@ def run(settings: Settings, args: argparse.Namespace) -> int:
             last[0] = pct
             print(f"indexing {beir.root.name}: {done}/{total} documents", file=sys.stderr, flush=True)
 
-    built = ensure_index(settings, beir, embedder, rebuild=args.rebuild, progress=indexing)
-    _say(args, f"{beir.root.name}: {built.documents} documents, {built.chunks} chunks "
-               f"({'reused index' if built.reused else f'indexed in {built.build_seconds:.0f} s'}); "
-               f"{len(queries)} {args.split} queries; chunk {settings.chunk_tokens}/{settings.chunk_overlap_tokens} "
-               f"tokens, RRF dense={settings.dense_weight:g} sparse={settings.sparse_weight:g}, "
-               f"prefetch {settings.prefetch_limit}")
-    if reranker is None:
-        _say(args, "hybrid+rerank: not run (no cross-encoder configured; set DOCENT_RERANKER_PATH)")
+    def built(b) -> None:
+        _say(args, f"{beir.root.name}: {b.documents} documents, {b.chunks} chunks "
+                   f"({'reused index' if b.reused else f'indexed in {b.build_seconds:.0f} s'}); "
+                   f"{len(queries)} {args.split} queries; chunk {settings.chunk_tokens}/{settings.chunk_overlap_tokens} "
+                   f"tokens, RRF dense={settings.dense_weight:g} sparse={settings.sparse_weight:g}, "
+                   f"prefetch {settings.prefetch_limit}")
+        if reranker is None:
+            _say(args, "hybrid+rerank: not run (no cross-encoder configured; set DOCENT_RERANKER_PATH)")
 
-    with Workspace(built.settings) as ws:
-        searcher = Searcher(built.settings, ws.index, embedder, reranker)
-
-        def rank(text: str, mode: str) -> tuple[list[str], list[str]]:
-            report = searcher.search(text, EVAL_PRINCIPAL, [built.collection], mode=mode, k=DEPTH)
-            return [d for p in report.passages if (d := doc_id_from_path(p.path))], report.stages
-
-        results = evaluate(rank, queries, beir.qrels, modes)
-
+    results = run_evaluation(settings, beir, queries, modes, reranker, rebuild=args.rebuild, progress=indexing,
+                             on_built=built).results
     if args.json:
         print(json.dumps(results))
     else:

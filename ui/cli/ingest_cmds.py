@@ -9,14 +9,10 @@ import sys
 import time
 from pathlib import Path
 
-from ingest.batch import BatchIngest
-from ingest.indexer import DocumentIndexer
 from ingest.partition import Partition, PartitionError
 from ingest.report import EXIT_USAGE
-from ingest.run_locks import ingest_locks
-from ingest.sandbox import ParserPool
 from retrieval.settings import Settings
-from retrieval.workspace import Workspace
+from ui.usecases import LOCAL_ADMIN, Docent
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -66,24 +62,16 @@ def run(settings: Settings, args: argparse.Namespace) -> int:
         print(f"docent: no such file or folder: {', '.join(missing)}", file=sys.stderr)
         return EXIT_USAGE
     roots = [p.resolve() for p in args.paths]
-    settings.lock_dir.mkdir(parents=True, exist_ok=True)
     # The run lock is taken before the index is opened, so an overlapping cron run exits at
-    # once naming the holder; it is per collection and partition, so disjoint jobs can share a
-    # Qdrant server. A re-index of the collection excludes every run (ingest/run_locks.py).
-    with ingest_locks(settings, args.collection, args.partition):
-        with Workspace(settings) as ws, ParserPool(
-            timeout_s=settings.parse_timeout_s, memory_mb=settings.parse_memory_mb, max_file_mb=settings.max_file_mb
-        ) as pool:
-            rec = ws.ready_collection(args.collection, create=True)
-            indexer = DocumentIndexer(settings, ws.index, ws.embedder)
-            progress, close_bar = _progress_bar(sys.stderr.isatty() and not args.no_progress and not args.json)
-            try:
-                report = BatchIngest(ws.index, indexer, pool.parse).run(rec, roots, prune=args.prune, progress=progress,
-                                                                       partition=args.partition)
-            finally:
-                close_bar()
-            data = report.to_json_dict()
-            ws.catalog.add_run(rec.id, report.started_at, report.finished_at, report.exit_code, report.summary_line(), data)
+    # once naming the holder (Docent.ingest_folder).
+    progress, close_bar = _progress_bar(sys.stderr.isatty() and not args.no_progress and not args.json)
+    try:
+        with Docent.from_settings(settings) as app:
+            report = app.ingest_folder(LOCAL_ADMIN, args.collection, roots, prune=args.prune, progress=progress,
+                                       partition=args.partition)
+    finally:
+        close_bar()
+    data = report.to_json_dict()
     _write_report(settings, args, data)
     if args.json:
         print(json.dumps(data, ensure_ascii=False))

@@ -13,14 +13,30 @@ import sys
 
 from pydantic import ValidationError
 
-from assistant.errors import LLMServerError, LLMTimeoutError, LLMUnavailableError
 from ingest.report import EXIT_BUSY, EXIT_USAGE
-from retrieval.catalog import CatalogError
-from retrieval.index import IndexModelMismatchError
 from retrieval.settings import Settings
-from retrieval.store.base import IndexBusyError
-from retrieval.store.lock import LockBusyError
-from ui.cli import admin_cmds, assistant_cmds, doctor_cmds, eval_cmds, ingest_cmds, reindex_cmds, search_cmds, ui_cmds, user_cmds
+from ui.cli import (
+    admin_cmds,
+    assistant_cmds,
+    doctor_cmds,
+    eval_answers_cmds,
+    eval_cmds,
+    eval_pages_cmds,
+    ingest_cmds,
+    reindex_cmds,
+    search_cmds,
+    ui_cmds,
+    user_cmds,
+)
+from ui.usecases.errors import (
+    CatalogError,
+    IndexBusyError,
+    IndexModelMismatchError,
+    LLMServerError,
+    LLMTimeoutError,
+    LLMUnavailableError,
+    LockBusyError,
+)
 
 
 class UsageError(Exception):
@@ -28,7 +44,7 @@ class UsageError(Exception):
 
 
 COMMAND_MODULES = [ingest_cmds, admin_cmds, search_cmds, assistant_cmds, eval_cmds, ui_cmds, user_cmds]
-COMMAND_MODULES += [doctor_cmds, reindex_cmds]
+COMMAND_MODULES += [doctor_cmds, reindex_cmds, eval_answers_cmds, eval_pages_cmds]
 
 # The language model server is down, too slow or refused the request.
 EXIT_LLM = 4

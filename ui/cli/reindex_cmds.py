@@ -7,12 +7,11 @@ import json
 import sys
 import time
 
-from ingest.reindex import Reindexer, ReindexError
 from ingest.report import EXIT_USAGE
-from ingest.run_locks import reindex_lock, safe_name
-from ingest.sandbox import ParserPool
+from ingest.run_locks import safe_name
 from retrieval.settings import Settings
-from retrieval.workspace import Workspace
+from ui.usecases import LOCAL_ADMIN, Docent
+from ui.usecases.errors import ReindexError
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -41,22 +40,20 @@ def run(settings: Settings, args: argparse.Namespace) -> int:
     if args.grace < 0:
         print("docent: --grace must be >= 0", file=sys.stderr)
         return EXIT_USAGE
-    with reindex_lock(settings, args.collection):
-        with Workspace(settings) as ws, ParserPool.from_settings(settings) as pool:
-            rec = ws.catalog.get(args.collection)
-            progress = None
-            if sys.stderr.isatty() and not args.json:
-                def progress(path: str, done: int, total: int) -> None:
-                    print(f"\r{done}/{total} {path[-60:]:<60}", end="", file=sys.stderr, flush=True)
-            try:
-                report = Reindexer(ws.index, ws.embedder, pool.parse, keep_missing=args.keep_missing,
-                                   allow_empty=args.allow_empty, grace_s=args.grace, progress=progress).run(rec)
-            except ReindexError as exc:
-                print(f"docent: {exc}", file=sys.stderr)
-                return EXIT_USAGE
-            finally:
-                if progress:
-                    print(file=sys.stderr)
+    progress = None
+    if sys.stderr.isatty() and not args.json:
+        def progress(path: str, done: int, total: int) -> None:
+            print(f"\r{done}/{total} {path[-60:]:<60}", end="", file=sys.stderr, flush=True)
+    try:
+        with Docent.from_settings(settings) as app:
+            report = app.reindex(LOCAL_ADMIN, args.collection, keep_missing=args.keep_missing,
+                                 allow_empty=args.allow_empty, grace_s=args.grace, progress=progress)
+    except ReindexError as exc:
+        print(f"docent: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    finally:
+        if progress:
+            print(file=sys.stderr)
     data = report.to_json_dict()
     settings.reports_dir.mkdir(parents=True, exist_ok=True)
     stamp = time.strftime("%Y%m%d-%H%M%S", time.gmtime(report.started_at))

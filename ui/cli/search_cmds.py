@@ -7,13 +7,9 @@ import sys
 import textwrap
 
 from retrieval.models import Passage, Principal
-from retrieval.rerank import RerankerUnavailableError
-from retrieval.search import SEARCH_MODES, Searcher, SearchError
 from retrieval.settings import Settings
-from retrieval.workspace import Workspace
-from ui.auth.principal import UnknownUserError, resolve_principal
-
-LOCAL_ADMIN = "local-admin"
+from ui.usecases import LOCAL_ADMIN, SEARCH_MODES, Docent
+from ui.usecases.errors import RerankerUnavailableError, SearchError, UnknownUserError
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -40,13 +36,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
-def principal_from_args(settings: Settings, args: argparse.Namespace) -> Principal:
+def principal_from_args(app: Docent, args: argparse.Namespace) -> Principal:
     if args.as_user is None:
         if args.groups is not None:
             raise SearchError("--groups needs --as-user")
-        return Principal(user=LOCAL_ADMIN, is_admin=True)
+        return LOCAL_ADMIN
     groups = None if args.groups is None else [g.strip() for g in args.groups.split(",") if g.strip()]
-    return resolve_principal(settings, args.as_user, groups)
+    return app.principal(args.as_user, groups)
 
 
 def _where(p: Passage) -> str:
@@ -61,11 +57,10 @@ def _where(p: Passage) -> str:
 
 def run(settings: Settings, args: argparse.Namespace) -> int:
     try:
-        principal = principal_from_args(settings, args)
-        with Workspace(settings) as ws:
-            searcher = Searcher.from_workspace(ws)
-            report = searcher.search(args.question, principal, args.collection, mode=args.mode or searcher.best_mode,
-                                     k=args.k, document_ids=args.document, window=args.window)
+        with Docent.from_settings(settings) as app:
+            principal = principal_from_args(app, args)
+            report = app.search(principal, args.question, args.collection, mode=args.mode, k=args.k,
+                                document_ids=args.document, window=args.window)
     except (SearchError, RerankerUnavailableError, UnknownUserError) as exc:
         print(f"docent: {exc}", file=sys.stderr)
         return 2

@@ -9,8 +9,9 @@ import sys
 
 from ingest.report import EXIT_USAGE
 from retrieval.settings import Settings
-from ui.auth.bootstrap import forget_initial_password
-from ui.auth.users import ROLES, UserStore, UserStoreError, clean_groups
+from ui.auth.users import ROLES, clean_groups
+from ui.usecases import LOCAL_ADMIN, Docent
+from ui.usecases.errors import UserStoreError
 
 
 def _groups(text: str | None) -> list[str] | None:
@@ -66,14 +67,14 @@ def _guarded(fn):
 @_guarded
 def users_add(settings: Settings, args) -> int:
     role = "admin" if args.admin else args.role
-    user = UserStore.from_settings(settings).add(args.name, _password(args), role, _groups(args.groups))
+    user = Docent.from_settings(settings).add_user(LOCAL_ADMIN, args.name, _password(args), role, _groups(args.groups))
     print(f"added {user.username} ({user.role}{'; groups ' + ','.join(user.groups) if user.groups else ''})")
     return 0
 
 
 @_guarded
 def users_list(settings: Settings, args) -> int:
-    users = UserStore.from_settings(settings).list()
+    users = Docent.from_settings(settings).list_users(LOCAL_ADMIN)
     if args.json:
         print(json.dumps([u.model_dump() for u in users], ensure_ascii=False))
         return 0
@@ -86,26 +87,21 @@ def users_list(settings: Settings, args) -> int:
 
 @_guarded
 def users_passwd(settings: Settings, args) -> int:
-    UserStore.from_settings(settings).set_password(args.name, _password(args))
-    forget_initial_password(settings, args.name)
+    Docent.from_settings(settings).set_user_password(LOCAL_ADMIN, args.name, _password(args))
     print(f"password of {args.name} changed")
     return 0
 
 
 @_guarded
 def users_remove(settings: Settings, args) -> int:
-    user = UserStore.from_settings(settings).remove(args.name)
+    user = Docent.from_settings(settings).remove_user(LOCAL_ADMIN, args.name)
     print(f"removed {user.username}")
     return 0
 
 
 @_guarded
 def users_update(settings: Settings, args) -> int:
-    store = UserStore.from_settings(settings)
-    if args.groups is not None:
-        store.set_groups(args.name, _groups(args.groups) or [])
-    if args.role:
-        store.set_role(args.name, args.role)
-    u = store.get(args.name)
+    groups = None if args.groups is None else _groups(args.groups) or []
+    u = Docent.from_settings(settings).update_user(LOCAL_ADMIN, args.name, args.role or None, groups)
     print(f"{u.username}: {u.role}; groups {','.join(u.groups) or '-'}")
     return 0

@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import streamlit as st
 
-from retrieval.catalog import EVERYONE
-from ui import admin_ops as ops
 from ui import theme
+from ui.usecases import EVERYONE, CollectionRow
 from ui.views.common import PageContext, context, fmt_time, friendly_errors
 
 
-def known_groups(ctx: PageContext, rows: list[ops.CollectionRow]) -> list[str]:
-    groups = {EVERYONE, ctx.res.settings.admin_group, *ctx.res.users.groups().keys()}
+def known_groups(ctx: PageContext, rows: list[CollectionRow]) -> list[str]:
+    groups = {EVERYONE, ctx.app.settings.admin_group, *ctx.app.group_members(ctx.principal).keys()}
     for r in rows:
         groups.update(r.rec.read_groups)
         groups.update(r.rec.write_groups)
@@ -28,12 +27,12 @@ def _create(ctx: PageContext, groups: list[str]) -> None:
         write = st.multiselect("May upload", groups, accept_new_options=True)
         if st.form_submit_button("Create collection", type="primary"):
             with friendly_errors():
-                rec = ops.create_collection(ctx.res, ctx.principal, name, read, write, description)
+                rec = ctx.app.create_collection(ctx.principal, name, read, write, description)
                 st.toast(f"Created {rec.name}")
                 st.rerun()
 
 
-def _manage(ctx: PageContext, row: ops.CollectionRow, groups: list[str]) -> None:
+def _manage(ctx: PageContext, row: CollectionRow, groups: list[str]) -> None:
     rec = row.rec
     access, rename, delete = st.tabs(["Access", "Rename", "Delete"])
     with access, st.form(f"access-{rec.id}"):
@@ -42,14 +41,14 @@ def _manage(ctx: PageContext, row: ops.CollectionRow, groups: list[str]) -> None
         st.caption("Admins may always read and upload. A document's own access override wins over these.")
         if st.form_submit_button("Save access", type="primary"):
             with friendly_errors():
-                ops.set_collection_groups(ctx.res, ctx.principal, rec.id, read, write)
+                ctx.app.set_collection_groups(ctx.principal, rec.id, read, write)
                 st.toast("Access saved")
                 st.rerun()
     with rename, st.form(f"rename-{rec.id}"):
         new_name = st.text_input("New name", value=rec.name)
         if st.form_submit_button("Rename"):
             with friendly_errors():
-                ops.rename_collection(ctx.res, ctx.principal, rec.id, new_name)
+                ctx.app.rename_collection(ctx.principal, rec.id, new_name)
                 st.session_state["admin_collection"] = new_name.strip()
                 st.rerun()
     with delete:
@@ -59,7 +58,7 @@ def _manage(ctx: PageContext, row: ops.CollectionRow, groups: list[str]) -> None
         if st.button("Delete collection", type="primary", disabled=confirm.strip() != rec.name,
                      key=f"delete-{rec.id}", icon=":material/delete:"):
             with friendly_errors():
-                ops.delete_collection(ctx.res, ctx.principal, rec.id)
+                ctx.app.delete_collection(ctx.principal, rec.id)
                 st.session_state.pop("admin_collection", None)
                 st.toast(f"Deleted {rec.name}")
                 st.rerun()
@@ -68,7 +67,7 @@ def _manage(ctx: PageContext, row: ops.CollectionRow, groups: list[str]) -> None
 def render() -> None:
     ctx = context(admin=True)
     st.title("Collections")
-    rows = ops.collections_overview(ctx.res, ctx.principal)
+    rows = ctx.app.collections_overview(ctx.principal)
     groups = known_groups(ctx, rows)
     left, right = st.columns([3, 2], gap="large")
     with left:

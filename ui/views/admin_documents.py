@@ -5,10 +5,9 @@ from __future__ import annotations
 
 import streamlit as st
 
-from retrieval.index import DocumentInfo
-from ui import admin_ops as ops
 from ui import theme
 from ui.render import document_heading_html, esc
+from ui.usecases import DocumentInfo
 from ui.views.admin_collections import known_groups
 from ui.views.common import PageContext, context, fmt_size, fmt_time, friendly_errors
 
@@ -29,11 +28,11 @@ def _actions(ctx: PageContext, collection: str, doc: DocumentInfo, groups: list[
     if a.button("Enable" if doc.disabled else "Disable", key=f"toggle-{doc.document_id}", width="stretch",
                 icon=":material/toggle_on:" if doc.disabled else ":material/toggle_off:"):
         with friendly_errors():
-            ops.set_document_disabled(ctx.res, ctx.principal, collection, doc.document_id, not doc.disabled)
+            ctx.app.set_document_disabled(ctx.principal, collection, doc.document_id, not doc.disabled)
             st.rerun()
     if b.button("Re-index", key=f"reindex-{doc.document_id}", width="stretch", icon=":material/refresh:"):
         with friendly_errors(), st.spinner("Parsing and embedding again…"):
-            result = ops.reindex_document(ctx.res, ctx.principal, collection, doc.document_id)
+            result = ctx.app.reindex_document(ctx.principal, collection, doc.document_id)
             if result.status == "failed":
                 st.error(f"Re-index failed: {esc(result.reason or '')}")
             else:
@@ -42,7 +41,7 @@ def _actions(ctx: PageContext, collection: str, doc: DocumentInfo, groups: list[
         st.write("Remove this document from the index? Uploaded originals are deleted too.")
         if st.button("Yes, remove", type="primary", key=f"remove-{doc.document_id}"):
             with friendly_errors():
-                ops.remove_document(ctx.res, ctx.principal, collection, doc.document_id)
+                ctx.app.remove_document(ctx.principal, collection, doc.document_id)
                 st.rerun()
     with st.form(f"access-{doc.document_id}"):
         override = st.radio("Who may read it", ["Same as the collection", "Only these groups"],
@@ -51,7 +50,7 @@ def _actions(ctx: PageContext, collection: str, doc: DocumentInfo, groups: list[
                                 help="Used when 'Only these groups' is chosen. Admins always have access.")
         if st.form_submit_button("Save access"):
             with friendly_errors():
-                ops.set_document_access(ctx.res, ctx.principal, collection, doc.document_id,
+                ctx.app.set_document_access(ctx.principal, collection, doc.document_id,
                                         None if override.startswith("Same") else chosen)
                 st.toast("Access saved")
                 st.rerun()
@@ -60,13 +59,13 @@ def _actions(ctx: PageContext, collection: str, doc: DocumentInfo, groups: list[
 def render() -> None:
     ctx = context(admin=True)
     st.title("Documents")
-    rows = ops.collections_overview(ctx.res, ctx.principal)
+    rows = ctx.app.collections_overview(ctx.principal)
     if not rows:
         theme.empty_state("No collections yet", "Create a collection on the Collections page first.")
         return
     names = [r.rec.name for r in rows]
     collection = st.selectbox("Collection", names, key="docs_collection")
-    docs = ops.list_documents(ctx.res, ctx.principal, collection)
+    docs = ctx.app.list_documents(ctx.principal, collection)
     if not docs:
         theme.empty_state("No documents in this collection",
                           "Add files on the Upload page, or run `docent ingest FOLDER --collection "

@@ -6,7 +6,6 @@ import time
 
 import streamlit as st
 
-from ui import admin_ops as ops
 from ui import theme
 from ui.render import answer_html, esc
 from ui.views.common import context, fmt_time
@@ -15,7 +14,7 @@ from ui.views.common import context, fmt_time
 def render() -> None:
     ctx = context(admin=True)
     st.title("Feedback")
-    everything = ops.list_feedback(ctx.res, ctx.principal)
+    everything = ctx.app.list_feedback(ctx.principal)
     if not everything:
         theme.empty_state("No feedback yet",
                           "Thumbs up and down that users give on answers appear here, with their question, "
@@ -45,7 +44,7 @@ def render() -> None:
     st.caption("BEIR layout: corpus.jsonl (the passages shown), queries.jsonl, qrels/test.tsv (cited passages of "
                "helpful answers relevant, of unhelpful ones judged not relevant). Unzip and run "
                "`docent eval docent-feedback`.")
-    st.download_button("Download evaluation set (.zip)", data=lambda: ops.export_feedback_zip(ctx.res, ctx.principal),
+    st.download_button("Download evaluation set (.zip)", data=lambda: ctx.app.export_feedback_zip(ctx.principal),
                        file_name=f"docent-feedback-{time.strftime('%Y%m%d')}.zip", mime="application/zip",
                        icon=":material/download:", on_click="ignore")
 

@@ -6,7 +6,6 @@ import time
 
 import streamlit as st
 
-from ui import admin_ops as ops
 from ui import theme
 from ui.views.common import context, fmt_time
 
@@ -16,7 +15,7 @@ _PERIODS = {"Last 24 hours": 86400, "Last 7 days": 7 * 86400, "Last 30 days": 30
 def render() -> None:
     ctx = context(admin=True)
     st.title("Ingestion history")
-    rows = ops.collections_overview(ctx.res, ctx.principal)
+    rows = ctx.app.collections_overview(ctx.principal)
     names = {r.rec.id: r.rec.name for r in rows}
     a, b, c, d = st.columns([2, 2, 2, 2], vertical_alignment="bottom")
     collection = a.selectbox("Collection", ["All collections", *names.values()], key="history_collection")
@@ -24,7 +23,7 @@ def render() -> None:
     path_filter = c.text_input("File contains", key="history_path", placeholder="e.g. handbook").strip().lower()
     failed_only = d.toggle("Only runs with failures", key="history_failed")
     span = _PERIODS[period]
-    runs = ops.ingest_runs(ctx.res, ctx.principal, None if collection == "All collections" else collection,
+    runs = ctx.app.ingest_runs(ctx.principal, None if collection == "All collections" else collection,
                            failed_only=failed_only, since=time.time() - span if span else None)
     if path_filter:
         runs = [r for r in runs if any(path_filter in f.get("path", "").lower() for f in r.report.get("files", []))]

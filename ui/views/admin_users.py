@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import streamlit as st
 
-from ui import admin_ops as ops
 from ui.auth.users import ROLES
+from ui.usecases import CollectionRow
 from ui.views.admin_collections import known_groups
 from ui.views.common import PageContext, context, fmt_time, friendly_errors
 
@@ -19,13 +19,13 @@ def _add_user(ctx: PageContext, groups: list[str]) -> None:
         chosen = st.multiselect("Groups", groups, accept_new_options=True)
         if st.form_submit_button("Add user", type="primary"):
             with friendly_errors():
-                ops.add_user(ctx.res, ctx.principal, name, password, role, chosen)
+                ctx.app.add_user(ctx.principal, name, password, role, chosen)
                 st.toast(f"Added {name}")
                 st.rerun()
 
 
 def _edit_user(ctx: PageContext, groups: list[str]) -> None:
-    users = ops.list_users(ctx.res, ctx.principal)
+    users = ctx.app.list_users(ctx.principal)
     by_name = {u.username: u for u in users}
     name = st.selectbox("Edit user", list(by_name), key="users_pick")
     user = by_name[name]
@@ -35,7 +35,7 @@ def _edit_user(ctx: PageContext, groups: list[str]) -> None:
                                 accept_new_options=True)
         if st.form_submit_button("Save", type="primary"):
             with friendly_errors():
-                ops.update_user(ctx.res, ctx.principal, name, role, chosen)
+                ctx.app.update_user(ctx.principal, name, role, chosen)
                 st.toast("Saved")
                 st.rerun()
     a, b = st.columns(2)
@@ -43,18 +43,18 @@ def _edit_user(ctx: PageContext, groups: list[str]) -> None:
         new = st.text_input("New password", type="password", key=f"pw-{name}")
         if st.button("Set password", key=f"setpw-{name}"):
             with friendly_errors():
-                ops.set_user_password(ctx.res, ctx.principal, name, new)
+                ctx.app.set_user_password(ctx.principal, name, new)
                 st.success("Password changed.")
     with b.popover("Remove", icon=":material/person_remove:", width="stretch"):
         st.write(f"Remove **{name}**? They can no longer log in.")
         if st.button("Yes, remove", type="primary", key=f"rm-{name}"):
             with friendly_errors():
-                ops.remove_user(ctx.res, ctx.principal, name)
+                ctx.app.remove_user(ctx.principal, name)
                 st.rerun()
 
 
-def _groups_overview(ctx: PageContext, rows: list[ops.CollectionRow]) -> None:
-    members = ctx.res.users.groups()
+def _groups_overview(ctx: PageContext, rows: list[CollectionRow]) -> None:
+    members = ctx.app.group_members(ctx.principal)
     names = sorted(set(members) | {g for r in rows for g in (*r.rec.read_groups, *r.rec.write_groups)})
     st.dataframe([{
         "Group": g, "Members": ", ".join(members.get(g, [])) or ("all users" if g == "everyone" else "—"),
@@ -66,15 +66,15 @@ def _groups_overview(ctx: PageContext, rows: list[ops.CollectionRow]) -> None:
 def render() -> None:
     ctx = context(admin=True)
     st.title("Users & groups")
-    rows = ops.collections_overview(ctx.res, ctx.principal)
+    rows = ctx.app.collections_overview(ctx.principal)
     groups = known_groups(ctx, rows)
-    mode = ctx.res.settings.auth_mode
+    mode = ctx.app.settings.auth_mode
     if mode != "builtin":
         st.info(f"Login mode is **{mode}**: users and their groups come from "
                 + ("your identity provider (OIDC)." if mode == "oidc" else "the reverse proxy's headers.")
-                + f" Members of '{ctx.res.settings.admin_group}' are admins.")
+                + f" Members of '{ctx.app.settings.admin_group}' are admins.")
     else:
-        users = ops.list_users(ctx.res, ctx.principal)
+        users = ctx.app.list_users(ctx.principal)
         st.dataframe([{"User": u.username, "Role": u.role, "Groups": ", ".join(u.groups) or "—",
                        "Created": fmt_time(u.created_at), "Last login": fmt_time(u.last_login)} for u in users],
                      hide_index=True, width="stretch")

@@ -9,9 +9,8 @@ import streamlit as st
 
 from ui import theme
 from ui.chat_session import Turn, copy_text, history, rate
-from ui.library import NO_LONGER_AVAILABLE, quote_locations
 from ui.render import answer_html, citation_for, cited_numbers, esc, quotes_for, safe_html, source_card_html, text_html
-from ui.services import stream_answer
+from ui.usecases.errors import NO_LONGER_AVAILABLE
 from ui.views.common import PageContext, context, plain_error
 from ui.views.source_panel import action_row
 
@@ -25,11 +24,11 @@ def _turns() -> list[Turn]:
 
 def _on_rating(ctx: PageContext, turn: Turn, key: str) -> None:
     value = st.session_state.get(key)
-    rate(ctx.res.feedback, ctx.principal, turn, None if value is None else ("up" if value == 1 else "down"))
+    rate(ctx.app, ctx.principal, turn, None if value is None else ("up" if value == 1 else "down"))
 
 
 def _on_comment(ctx: PageContext, turn: Turn, key: str) -> None:
-    rate(ctx.res.feedback, ctx.principal, turn, None, st.session_state.get(key, ""))
+    rate(ctx.app, ctx.principal, turn, None, st.session_state.get(key, ""))
     st.toast("Thanks, your comment was saved.")
 
 
@@ -46,7 +45,7 @@ def render_answer(ctx: PageContext, turn: Turn) -> None:
     if numbers:
         st.markdown(safe_html(f'<strong>Sources</strong> <span class="docent-muted">({len(numbers)})</span>'),
                     unsafe_allow_html=True)
-        for n, passage in turn.readable_sources(ctx.res, ctx.principal):
+        for n, passage in turn.readable_sources(ctx.app, ctx.principal):
             if passage is None:  # access revoked since: the cached text is not shown
                 st.caption(f"[{n}] {NO_LONGER_AVAILABLE}")
                 continue
@@ -77,7 +76,7 @@ def _ask(ctx: PageContext, question: str) -> None:
         status.caption("Searching your documents…")
         text, answer = "", None
         try:
-            for event in stream_answer(ctx.res, ctx.principal, ctx.selected, question, history(turns)):
+            for event in ctx.app.ask(ctx.principal, ctx.selected, question, history(turns)):
                 if event.type == "passages":
                     status.caption(f"Found {len(event.passages)} passages. Writing the answer…"
                                    if event.passages else "Nothing found in the selected collections.")
@@ -94,7 +93,7 @@ def _ask(ctx: PageContext, question: str) -> None:
         body.empty()
         turn = Turn(question=question, answer=answer, collections=list(ctx.selected))
         try:
-            turn.located = quote_locations(ctx.res, answer)
+            turn.located = ctx.app.quote_locations(ctx.principal, answer)
         except Exception:  # a finer page is a nicety: the passage's own page still stands
             log.warning("could not locate quote pages", exc_info=True)
         turns.append(turn)
@@ -138,7 +137,7 @@ def render() -> None:
             render_answer(ctx, turn)
 
     question = st.chat_input("Ask a question about your documents", disabled=not ctx.selected,
-                             max_chars=ctx.res.settings.max_question_chars)
+                             max_chars=ctx.app.settings.max_question_chars)
     if question:
         _ask(ctx, question)
 

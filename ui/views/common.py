@@ -1,4 +1,4 @@
-"""What every page needs: who is logged in, the opened resources, errors in plain words."""
+"""What every page needs: who is logged in, the application layer, errors in plain words."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ from typing import Iterator
 import streamlit as st
 
 from retrieval.models import Principal
-from ui.library import CollectionView
-from ui.services import Resources
+from ui.usecases import CollectionView, Docent
+from ui.usecases.errors import IndexBusyError, LockBusyError
 
 log = logging.getLogger(__name__)
 CTX_KEY = "_docent_ctx"
@@ -19,7 +19,7 @@ CTX_KEY = "_docent_ctx"
 
 @dataclass
 class PageContext:
-    res: Resources
+    app: Docent
     principal: Principal
     readable: list[CollectionView] = field(default_factory=list)
     selected: list[str] = field(default_factory=list)  # collection names picked in the sidebar
@@ -44,9 +44,6 @@ def context(admin: bool = False) -> PageContext:
 
 def plain_error(exc: BaseException) -> str:
     """One sentence a user can act on, never a stack trace."""
-    from retrieval.store.base import IndexBusyError
-    from retrieval.store.lock import LockBusyError
-
     if isinstance(exc, (IndexBusyError, LockBusyError)):
         return (f"The document index is in use by another Docent process ({exc}). "
                 "Try again when that job has finished.")

@@ -1,7 +1,8 @@
 """The source panel: one cited passage with its page, opened from a source card.
 
-The passage text, bytes and page images are shown only after ``ui.library.readable_document``
-checked the logged-in user again: a source card kept in a session cannot outlive a revoked access.
+The passage text, bytes and page images are shown only after the application layer
+(``Docent.preview``, ``download``, ``page_image``) checked the logged-in user again: a source
+card kept in a session cannot outlive a revoked access.
 """
 
 from __future__ import annotations
@@ -11,9 +12,9 @@ from collections.abc import Sequence
 import streamlit as st
 
 from retrieval.models import Passage
-from ui.downloads import OriginalMissingError, open_at_page_html, original_file, page_image
-from ui.library import NO_LONGER_AVAILABLE, DocumentUnavailableError, readable_document
 from ui.render import esc, location, passage_html
+from ui.usecases import open_at_page_html
+from ui.usecases.errors import NO_LONGER_AVAILABLE, DocumentUnavailableError, OriginalMissingError
 from ui.views.common import PageContext, plain_error
 
 
@@ -26,7 +27,7 @@ def action_row(ctx: PageContext, passage: Passage, quotes: Sequence[str], key: s
     name = passage.path.rsplit("/", 1)[-1]
 
     def data() -> bytes:
-        return original_file(ctx.res, ctx.principal, passage.collection, passage.document_id).data
+        return ctx.app.download(ctx.principal, passage.collection, passage.document_id).data
 
     right.download_button("Download", data=data, file_name=name, key=f"dl-{key}", on_click="ignore",
                           icon=":material/download:", width="stretch")
@@ -35,7 +36,7 @@ def action_row(ctx: PageContext, passage: Passage, quotes: Sequence[str], key: s
 @st.dialog("Source", width="large")
 def source_dialog(ctx: PageContext, passage: Passage, quotes: list[str]) -> None:
     try:  # the passage text was cached when it was found; the user may have lost access since
-        readable_document(ctx.res, ctx.principal, passage.collection, passage.document_id)
+        passage = ctx.app.preview(ctx.principal, passage)
     except DocumentUnavailableError:
         st.warning(NO_LONGER_AVAILABLE)
         return
@@ -45,7 +46,7 @@ def source_dialog(ctx: PageContext, passage: Passage, quotes: list[str]) -> None
     st.caption(esc(" · ".join(x for x in (where, passage.path.rsplit("/", 1)[-1]) if x)))
     st.markdown(passage_html(passage, quotes), unsafe_allow_html=True)
     try:
-        file = original_file(ctx.res, ctx.principal, passage.collection, passage.document_id)
+        file = ctx.app.download(ctx.principal, passage.collection, passage.document_id)
     except OriginalMissingError as exc:
         st.warning(str(exc))
         return
@@ -61,7 +62,7 @@ def source_dialog(ctx: PageContext, passage: Passage, quotes: list[str]) -> None
                                  key=f"dlg-{passage.document_id}-{passage.start}", on_click="ignore",
                                  icon=":material/download:")
     if passage.page:
-        png = page_image(ctx.res, ctx.principal, passage.collection, passage.document_id, passage.page,
+        png = ctx.app.page_image(ctx.principal, passage.collection, passage.document_id, passage.page,
                          tuple(quotes))
         if png:
             st.image(png, caption=f"Page {passage.page} of {file.name}", width="stretch")

@@ -5,11 +5,10 @@ from __future__ import annotations
 import streamlit as st
 
 from assistant.answer_models import SourceSection, Summary
-from retrieval.index import DocumentInfo
 from retrieval.models import Passage
 from ui import theme
-from ui.library import readable_documents, stream_summary, summary_sections
 from ui.render import summary_card_html, summary_html, text_html
+from ui.usecases import DocumentInfo
 from ui.views.common import PageContext, context, plain_error
 from ui.views.source_panel import action_row
 
@@ -51,7 +50,7 @@ def render() -> None:
         theme.empty_state("Nothing to summarize yet", "You do not have access to any collection yet.")
         return
     names = {v.rec.id: v.rec.name for v in ctx.readable}
-    docs = readable_documents(ctx.res, ctx.principal, ctx.selected or ctx.readable_names)
+    docs = ctx.app.documents(ctx.principal, ctx.selected or ctx.readable_names)
     if not docs:
         theme.empty_state("No documents in the selected collections",
                           "Pick other collections in the sidebar, or add documents on the Upload page.")
@@ -64,7 +63,7 @@ def render() -> None:
         st.caption("The summary cites the pages or sections each statement comes from.")
         return
     store: dict = st.session_state.setdefault(SUMMARIES, {})
-    settings = ctx.res.settings
+    settings = ctx.app.settings
     has_llm = bool(settings.llm_base_url) or settings.local_llm != "none"
     if not has_llm:
         st.info("Summaries are written by the language model, and none is configured. An administrator can "
@@ -73,9 +72,9 @@ def render() -> None:
         status, body = st.empty(), st.empty()
         text = ""
         try:
-            sections = summary_sections(ctx.res, ctx.principal, doc.collection, doc.document_id)
+            sections = ctx.app.summary_sections(ctx.principal, doc.collection, doc.document_id)
             status.caption(f"Reading {len(sections)} section(s)…")
-            for event in stream_summary(ctx.res, ctx.principal, doc.collection, doc.document_id, sections):
+            for event in ctx.app.summarize(ctx.principal, doc.collection, doc.document_id):
                 if event.type == "stage":
                     status.caption(event.text)
                 elif event.type == "delta":

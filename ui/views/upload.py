@@ -4,17 +4,15 @@ from __future__ import annotations
 
 import streamlit as st
 
-from ingest.report import IngestReport
 from ui import theme
-from ui.library import writable_collections
-from ui.uploads import Upload, ingest_uploads
+from ui.usecases import Upload
 from ui.views.common import context, fmt_time, plain_error
 
 _ICONS = {"indexed": "indexed", "unchanged": "unchanged (already indexed)", "failed": "failed",
           "skipped": "skipped", "removed": "removed"}
 
 
-def show_report(report: IngestReport) -> None:
+def show_report(report) -> None:
     t = report.totals
     if t["failed"]:
         st.warning(f"{t['indexed']} file(s) indexed, {t['failed']} failed. See the reasons below.")
@@ -34,7 +32,7 @@ def render() -> None:
     st.caption("Files are parsed and indexed right away; you can ask about them as soon as they are done. "
                "A file with the same name as an earlier upload replaces it.")
     try:
-        targets = writable_collections(ctx.res, ctx.principal)
+        targets = ctx.app.writable_collections(ctx.principal)
     except Exception as exc:
         st.error(plain_error(exc))
         return
@@ -60,7 +58,7 @@ def render() -> None:
             bar.progress(done / max(total, 1), text=f"{done} of {total}: {path.rsplit('/', 1)[-1]}")
 
         try:
-            report = ingest_uploads(ctx.res, ctx.principal, collection,
+            report = ctx.app.upload(ctx.principal, collection,
                                     [Upload(f.name, f.getvalue()) for f in files], progress)
         except Exception as exc:
             bar.empty()

@@ -1,7 +1,7 @@
-"""Original files, served only after an access check for the asking principal.
+"""Original files and page images, served only after an access check for the asking principal.
 
-There is no URL that serves a document: bytes are read after ``readable_document`` passed and
-handed to the page that asked (a download button, an in-page PDF opener, a page preview).
+There is no URL that serves a document: bytes are read after ``Library.document`` passed and
+handed to the front end that asked (a download button, an in-page PDF opener, a page preview).
 Nothing is cached before the check, so a cached result cannot reach another user.
 """
 
@@ -17,15 +17,10 @@ from functools import lru_cache
 from pathlib import Path
 
 from retrieval.models import Principal
-from ui.library import readable_document
-from ui.services import Resources
+from ui.usecases.errors import OriginalMissingError
 
 # Above this the in-page "open at page" would push the whole file through the websocket.
 MAX_INLINE_BYTES = 15 * 1024 * 1024
-
-
-class OriginalMissingError(FileNotFoundError):
-    pass
 
 
 @dataclass(frozen=True)
@@ -39,26 +34,27 @@ class OriginalFile:
         return self.mime == "application/pdf"
 
 
-def original_file(res: Resources, principal: Principal, collection_id: str, document_id: str) -> OriginalFile:
-    info = readable_document(res, principal, collection_id, document_id)
-    path = Path(info.path)
-    try:
-        data = path.read_bytes()
-    except OSError:
-        raise OriginalMissingError(f"The original file is no longer at {path}; ask an administrator "
-                                   "to re-index or remove the document.") from None
-    mime = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
-    return OriginalFile(path.name, mime, data)
+class Downloads:
+    def download(self, principal: Principal, collection: str, document_id: str) -> OriginalFile:
+        """The original file of a document ``principal`` may read now."""
+        info = self.document(principal, collection, document_id)
+        path = Path(info.path)
+        try:
+            data = path.read_bytes()
+        except OSError:
+            raise OriginalMissingError(f"The original file is no longer at {path}; ask an administrator "
+                                       "to re-index or remove the document.") from None
+        mime = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
+        return OriginalFile(path.name, mime, data)
 
-
-def page_image(res: Resources, principal: Principal, collection_id: str, document_id: str, page: int,
-               quotes: tuple[str, ...] = (), scale: float = 1.4) -> bytes | None:
-    """PNG of one PDF page with the quotes highlighted on it, or None when the file is not a
-    PDF or no renderer is installed."""
-    info = readable_document(res, principal, collection_id, document_id)
-    if not info.path.lower().endswith(".pdf"):
-        return None
-    return _render_page(info.path, info.file_hash, page, tuple(q for q in quotes if q.strip()), scale)
+    def page_image(self, principal: Principal, collection: str, document_id: str, page: int,
+                   quotes: tuple[str, ...] = (), scale: float = 1.4) -> bytes | None:
+        """PNG of one PDF page with the quotes highlighted on it, or None when the file is not a
+        PDF or no renderer is installed."""
+        info = self.document(principal, collection, document_id)
+        if not info.path.lower().endswith(".pdf"):
+            return None
+        return _render_page(info.path, info.file_hash, page, tuple(q for q in quotes if q.strip()), scale)
 
 
 _WINDOW = 5  # words: short enough to sit on one line of the page, long enough to be specific

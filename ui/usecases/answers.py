@@ -1,0 +1,58 @@
+"""Asking: search, grounded answers and summaries, each under the caller's access filter and,
+for answers and summaries, through the one guard (rate limit, safety policy, metrics, audit)."""
+
+from __future__ import annotations
+
+from typing import Iterator
+
+from assistant.answer_models import AnswerEvent, SummaryEvent
+from retrieval.models import Principal, SearchReport
+from ui.usecases.errors import NoLanguageModelError
+
+ANSWER_PASSAGES = 8
+
+
+class Answers:
+    def search(self, principal: Principal, question: str, collections: list[str], *, mode: str | None = None,
+               k: int = 8, document_ids: list[str] | None = None, window: int = 0) -> SearchReport:
+        """Ranked passages the principal may read; ``window`` adds neighbouring chunks of context,
+        under the same filter. Raises ``SearchError`` for a request that cannot run as asked."""
+        searcher = self.searcher
+        return searcher.search(question, principal, list(collections), mode=mode or searcher.best_mode, k=k,
+                               document_ids=document_ids, window=window)
+
+    def ask(self, principal: Principal, collections: list[str], question: str,
+            history: list[dict] | None = None, k: int = ANSWER_PASSAGES,
+            max_tokens: int | None = None) -> Iterator[AnswerEvent]:
+        """A grounded, streamed answer from passages retrieved under ``principal``'s filter.
+        A refusal (rate limit, safety policy, nothing found) is an ordinary final event."""
+        from assistant.answerer import Answerer
+
+        names = list(collections)
+        searcher = self.searcher
+
+        def retrieve(query: str):
+            return searcher.search(query, principal, names, mode=searcher.best_mode, k=k).passages
+
+        llm = self.llm
+        answerer = Answerer(self.settings, llm.client, retrieve, meaning=searcher.embedder.embed_queries,
+                            fallback_to_extractive=True, max_tokens=max_tokens)
+        return self.guard.stream(principal, names, question, lambda q: answerer.stream_answer(q, history or None))
+
+    def summarize(self, principal: Principal, collection: str, document_id: str) -> Iterator[SummaryEvent]:
+        """A streamed summary of a readable document, through the guard: rate limit, output
+        safety policy, one audit line. Raises ``DocumentUnavailableError`` before any model call
+        for a document the principal may not read, ``NoLanguageModelError`` without a model and
+        ``SummaryRefusedError`` when the guard stops it."""
+        from assistant.summarizer import stream_summary
+
+        rec = self.workspace.catalog.find(collection)
+        info = self.document(principal, collection, document_id)  # the access check, before all else
+        # Read here, never taken from the caller: only the text this principal may read goes in.
+        sections = self.summary_sections(principal, collection, document_id)
+        llm = self.llm
+        if llm.client is None:
+            raise NoLanguageModelError(llm.notice)
+        return self.guard.stream_summary(
+            principal, [rec.id], info.document_id,
+            lambda: stream_summary(sections, llm.client, max_tokens=self.settings.llm_answer_tokens))
