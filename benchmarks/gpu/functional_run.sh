@@ -8,7 +8,8 @@
 #   bash benchmarks/gpu/functional_run.sh [.gpu/pieces/NN ...]
 #
 # Environment: DOCENT_GPU_STAGE (/root/stage), DOCENT_VLLM_PORT (8001), EAGER=1 adds
-# --enforce-eager (skips torch.compile and CUDA graphs: a shorter start, same answers).
+# --enforce-eager (skips torch.compile and CUDA graphs: a shorter start, same answers),
+# EVAL_ANSWERS="benchmarks/answers/handset ..." also runs `docent eval-answers` on those sets.
 set -uo pipefail
 
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
@@ -67,4 +68,10 @@ step "ingested data/samples"
 DOCENT_LLM_BASE_URL="http://127.0.0.1:$port/v1" DOCENT_LLM_MODEL="$served" DOCENT_LLM_TEMPERATURE=0 \
   python3 benchmarks/gpu/functional_check.py --data-dir "$data" --device cuda --out "$out/functional.json"
 step "functional check exit $?"
+for set in ${EVAL_ANSWERS:-}; do
+  DOCENT_DATA_DIR="$stage/answers-data" DOCENT_EMBEDDING_DEVICE=cuda DOCENT_LLM_BASE_URL="http://127.0.0.1:$port/v1" \
+    DOCENT_LLM_MODEL="$served" python3 -m ui.cli.main eval-answers "$set" --quiet \
+    --out "$out/answers-$(basename "$set").json" 2>&1 | tail -n 12
+  step "eval-answers $set exit ${PIPESTATUS[0]}"
+done
 cp "$stage/vllm-functional.log" "$out/" 2>/dev/null
