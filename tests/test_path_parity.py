@@ -129,6 +129,35 @@ def test_cli_summary_that_repeats_blocked_text_is_withheld(tmp_path, embedder, m
     assert (line["event"], line["outcome"]) == ("summary", "blocked_output")
 
 
+def test_cli_ask_says_when_the_policy_stops_an_answer_it_was_streaming(tmp_path, embedder, monkeypatch, capsys):
+    """The streamed start stays on screen, so the refusal must follow it, not vanish."""
+    from ingest.batch import BatchIngest
+    from ingest.indexer import DocumentIndexer
+    from ingest.parse import parse_file
+    from retrieval.workspace import Workspace
+    from ui.cli.main import main
+
+    share = tmp_path / "share"
+    share.mkdir()
+    write_pdf(share / "door-codes.pdf", CODES_PAGES, "Door codes")
+    settings = make_settings(tmp_path / "docent", llm_answer_format="inline")
+    with Workspace(settings, embedder=embedder) as ws:
+        rec = ws.ready_collection("Facilities", create=True)
+        BatchIngest(ws.index, DocumentIndexer(settings, ws.index, embedder),
+                    lambda p: parse_file(p, max_file_mb=10)).run(rec, [share])
+    with VLLMStub(reply=LEAKY_SUMMARY) as stub:
+        monkeypatch.setenv("DOCENT_DATA_DIR", str(settings.data_dir))
+        monkeypatch.setenv("DOCENT_LLM_BASE_URL", stub.base_url)
+        monkeypatch.setenv("DOCENT_LLM_ANSWER_FORMAT", "inline")
+        monkeypatch.setenv("DOCENT_BLOCKED_PATTERNS", BLOCKED)
+        code = main(["ask", "What is the server room door code?", "--collection", "Facilities"])
+    out = capsys.readouterr()
+    assert code == 0, out.err
+    assert "SECRET-42" not in out.out + out.err
+    assert "The server room door code" in out.out  # what had streamed before the policy stopped it
+    assert "withheld" in out.out  # ...and then why it stopped
+
+
 # --- uploads and the single-document re-index take the batch job's writers' lock --------------
 
 HOLD = """

@@ -97,7 +97,9 @@ def ask(settings: Settings, args: argparse.Namespace) -> int:
         return 0
     if streamed:
         print()
-    print_answer(final, streamed)
+    # A refusal after streaming began (the output policy stopped the answer) replaces what was
+    # shown: say so, or the reader is left with a cut-off sentence.
+    print_answer(final, streamed and final.mode != "refused")
     return 0
 
 
