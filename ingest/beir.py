@@ -24,6 +24,7 @@ from typing import Callable, Iterable, Iterator, Sequence
 
 import numpy as np
 
+from ingest.batch import file_sha256
 from ingest.indexer import DocumentIndexer, PassageEmbedder, SourceFile
 from ingest.parsed import ParsedDocument, TextBuilder
 from retrieval.evaluation import BeirSet, CorpusRecord
@@ -126,27 +127,25 @@ class CachedEmbedder:
         return np.stack(found) if found else np.empty((0, self.dim), dtype=np.float32)
 
 
-def _sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
-def index_key(settings: Settings, corpus_path: Path, model_id: str) -> str:
-    """Everything that decides what an evaluation index contains."""
+def build_key(settings: Settings, content: object, model_id: str, code: tuple[str, ...] = _INDEX_CODE) -> str:
+    """Everything that decides what an evaluation index contains: its ``content`` (file hashes),
+    the model, chunking, the contextual setting, the engine and the indexing code. One key for
+    every evaluation index (``docent eval``, ``eval-pages``, ``eval-answers``)."""
     root = Path(__file__).resolve().parent.parent
     parts = {
-        "corpus": _sha256_file(corpus_path),
+        "content": content,
         "model": model_id,
         "chunk_tokens": settings.chunk_tokens,
         "chunk_overlap_tokens": settings.chunk_overlap_tokens,
         "contextual_chunks": settings.contextual_chunks,
         "engine": settings.qdrant_url or settings.qdrant_embedded_engine,
-        "code": {p: _sha256_file(root / p) for p in _INDEX_CODE},
+        "code": {p: file_sha256(root / p) for p in code},
     }
     return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()
+
+
+def index_key(settings: Settings, corpus_path: Path, model_id: str) -> str:
+    return build_key(settings, file_sha256(corpus_path), model_id)
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,6 @@ embeds only text it has not seen.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import shutil
 import time
@@ -18,7 +17,7 @@ from pathlib import Path
 from typing import Callable
 
 from ingest.batch import BatchIngest, file_sha256
-from ingest.beir import CachedEmbedder, EmbeddingCache
+from ingest.beir import CachedEmbedder, EmbeddingCache, build_key
 from ingest.discover import discover
 from ingest.indexer import DocumentIndexer, PassageEmbedder
 from ingest.sandbox import ParserPool
@@ -44,17 +43,7 @@ class PageIndex:
 
 
 def folder_key(settings: Settings, files: list[Path], model_id: str) -> str:
-    root = Path(__file__).resolve().parent.parent
-    parts = {
-        "files": sorted((p.name, file_sha256(p)) for p in files),
-        "model": model_id,
-        "chunk_tokens": settings.chunk_tokens,
-        "chunk_overlap_tokens": settings.chunk_overlap_tokens,
-        "contextual_chunks": settings.contextual_chunks,
-        "engine": settings.qdrant_url or settings.qdrant_embedded_engine,
-        "code": {p: file_sha256(root / p) for p in _INDEX_CODE},
-    }
-    return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()
+    return build_key(settings, sorted((p.name, file_sha256(p)) for p in files), model_id, _INDEX_CODE)
 
 
 def ensure_folder_index(settings: Settings, folder: Path, embedder: PassageEmbedder, rebuild: bool = False,

@@ -32,7 +32,7 @@ from typing import Callable
 from assistant import answer_eval
 from assistant.answer_eval import QuestionFileError, QuestionItem, QuestionResult, load_questions, parse_item
 from assistant.answer_models import Answer
-from ingest.beir import _INDEX_CODE, CachedEmbedder, EmbeddingCache, to_parsed
+from ingest.beir import CachedEmbedder, EmbeddingCache, build_key, to_parsed
 from ingest.indexer import DocumentIndexer, PassageEmbedder, SourceFile
 from ingest.parse import parse_file
 from ingest.parsed import ParsedDocument
@@ -116,14 +116,7 @@ def _beir_set(name: str, root: Path, spec: dict, source: Path | None) -> AnswerS
 
 
 def _key(settings: Settings, aset: AnswerSet, model_id: str) -> str:
-    code_root = Path(__file__).resolve().parents[2]  # the repository: _INDEX_CODE paths are relative to it
-    parts = {
-        "documents": sorted(s.file_hash for s, _ in aset.documents),
-        "model": model_id, "chunk": [settings.chunk_tokens, settings.chunk_overlap_tokens],
-        "engine": settings.qdrant_url or settings.qdrant_embedded_engine,
-        "code": {p: hashlib.sha256((code_root / p).read_bytes()).hexdigest() for p in _INDEX_CODE},
-    }
-    return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()
+    return build_key(settings, sorted(s.file_hash for s, _ in aset.documents), model_id)
 
 
 def ensure_set_index(settings: Settings, aset: AnswerSet, embedder: PassageEmbedder,
