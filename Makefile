@@ -38,7 +38,7 @@ test-models: install
 
 run: models
 	$(DOCENT) ingest data/samples --collection Samples; test $$? -le 1
-	$(DOCENT) ui --open
+	DOCENT_API_WITH_UI=true $(DOCENT) ui --open
 
 test: test-models
 	bash scripts/ensure_browser.sh

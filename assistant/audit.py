@@ -26,15 +26,16 @@ from retrieval.settings import Settings
 
 Outcome = Literal[
     "generated", "extractive", "refused", "blocked_input", "blocked_output", "rate_limited",
-    "invalid", "error", "abandoned",
+    "invalid", "error", "abandoned", "found",
 ]
+AuditKind = Literal["question", "summary", "search"]
 
 
 @dataclass
 class AuditEvent:
     """What one request did. ``question``/``answer`` are dropped unless text is included."""
 
-    event: Literal["question", "summary"]
+    event: AuditKind
     user: str
     groups: list[str]
     admin: bool
@@ -48,6 +49,7 @@ class AuditEvent:
     question: str = ""
     answer: str = ""
     documents: list[str] = field(default_factory=list)  # summaries: the document ids summarised
+    via: str | None = None  # the front end when it is not the app or the CLI: "api:<key id>"
 
     def to_record(self, include_text: bool) -> dict[str, Any]:
         now = time.time()
@@ -65,7 +67,7 @@ class AuditEvent:
             "question_chars": len(self.question),
             "answer_chars": len(self.answer),
         }
-        for key in ("rule", "error_kind"):
+        for key in ("rule", "error_kind", "via"):
             if getattr(self, key):
                 record[key] = getattr(self, key)
         if self.documents:
@@ -125,6 +127,6 @@ class AuditLog:
 
     @staticmethod
     def event_for(principal: Principal, collections: Sequence[str], outcome: Outcome,
-                  event: Literal["question", "summary"] = "question", **kw: Any) -> AuditEvent:
+                  event: AuditKind = "question", **kw: Any) -> AuditEvent:
         return AuditEvent(event=event, user=principal.user, groups=list(principal.groups), admin=principal.is_admin,
                           collections=list(collections), outcome=outcome, **kw)

@@ -94,7 +94,7 @@ def extractive_answer(
                 document_id=p.document_id,
                 title=p.title,
                 path=p.path,
-                page=p.page,
+                page=p.page_at(p.start + a),
                 heading_path=list(p.heading_path),
                 quote=quote,
                 start=p.start + a,

@@ -174,8 +174,7 @@ def _citation(n: int, passage: Passage, span: SpanMatch, supported: bool) -> Cit
         document_id=passage.document_id,
         title=passage.title,
         path=passage.path,
-        # A passage merged over a page break cites its first page; page_end stays in passages.
-        page=passage.page,
+        page=passage.page_at(passage.start + span.start),
         heading_path=list(passage.heading_path),
         quote=passage.text[span.start : span.end],
         start=passage.start + span.start,

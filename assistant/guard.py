@@ -29,7 +29,7 @@ from collections.abc import Callable, Iterator, Sequence
 
 from assistant.answer_models import Answer, AnswerEvent, SummaryEvent
 from assistant.audit import AuditLog, Outcome, cited_documents
-from assistant.rate_limit import RateLimiter
+from assistant.rate_limit import RateLimitedError, RateLimiter
 from assistant.safety import Classifier, SafetyPolicy, Verdict
 from retrieval.models import Principal
 from retrieval.settings import Settings
@@ -95,19 +95,26 @@ class AnswerGuard:
 
     # --- the guarded stream -----------------------------------------------------------------
     def stream(self, principal: Principal, collections: Sequence[str], question: str,
-               answer_stream: AnswerStream) -> Iterator[AnswerEvent]:
+               answer_stream: AnswerStream, *, via: str | None = None,
+               raise_rate_limit: bool = False) -> Iterator[AnswerEvent]:
+        """``via`` names a front end in the audit line (the API's key); ``raise_rate_limit``
+        raises :class:`RateLimitedError` instead of answering with the limit's refusal, for a
+        front end that has a status code for it (HTTP 429)."""
         started = time.perf_counter()
         question = question or ""
+        kw = {"via": via} if via else {}
         decision = self.limiter.check(principal.user)
         if not decision.allowed:
             if self.metrics is not None:
                 self.metrics.rate_limited.inc()
-            self.record(principal, collections, "rate_limited", started=started, question=question)
+            self.record(principal, collections, "rate_limited", started=started, question=question, **kw)
+            if raise_rate_limit:
+                raise RateLimitedError(decision)
             yield refusal(decision.message)
             return
         verdict = self.policy.check_input(question)
         if not verdict.allowed:
-            yield self._refuse(principal, collections, question, verdict, "input", started)
+            yield self._refuse(principal, collections, question, verdict, "input", started, **kw)
             return
 
         events = answer_stream(question)
@@ -123,43 +130,44 @@ class AnswerGuard:
                         if close is not None:
                             close()  # stop generating: nothing more of it reaches the user
                         finished = True
-                        yield self._refuse(principal, collections, question, verdict, "output", started, shown)
+                        yield self._refuse(principal, collections, question, verdict, "output", started, shown, **kw)
                         return
                     yield event
                 elif event.type == "final" and event.answer is not None:
                     finished = True
-                    yield self._final(principal, collections, question, event.answer, started)
+                    yield self._final(principal, collections, question, event.answer, started, **kw)
                     return
                 else:
                     yield event
         except GeneratorExit:
             if not finished:
-                self.record(principal, collections, "abandoned", started=started, question=question, answer=shown)
+                self.record(principal, collections, "abandoned", started=started, question=question, answer=shown,
+                            **kw)
             raise
         except ValueError as exc:  # the answerer's own input checks (empty question, …)
             finished = True
             self.record(principal, collections, "invalid", started=started, question=question,
-                        error_kind=error_kind(exc))
+                        error_kind=error_kind(exc), **kw)
             raise
         except Exception as exc:
             finished = True
             kind = self.metrics.observe_error(exc) if self.metrics is not None else error_kind(exc)
             self.record(principal, collections, "error", started=started, question=question, answer=shown,
-                        error_kind=kind)
+                        error_kind=kind, **kw)
             raise
 
     def _final(self, principal: Principal, collections: Sequence[str], question: str, answer: Answer,
-               started: float) -> AnswerEvent:
+               started: float, **kw) -> AnswerEvent:
         verdict = self.policy.check_output(answer.answer, final=True)
         if not verdict.allowed:
-            return self._refuse(principal, collections, question, verdict, "output", started, answer.answer)
+            return self._refuse(principal, collections, question, verdict, "output", started, answer.answer, **kw)
         timings = dict(answer.timings)
         if self.metrics is not None:
             if "ttft_ms" in timings:
                 self.metrics.answer_ttft.observe(timings["ttft_ms"] / 1000.0)
             self.metrics.answer_latency.observe(timings.get("total_ms", (time.perf_counter() - started) * 1000) / 1000.0)
         self.record(principal, collections, answer.mode, timings_ms=timings, question=question,
-                    answer=answer.answer, cited=cited_documents(answer.citations), passages=len(answer.passages))
+                    answer=answer.answer, cited=cited_documents(answer.citations), passages=len(answer.passages), **kw)
         return AnswerEvent(type="final", answer=answer)
 
     # --- the guarded summary ----------------------------------------------------------------

@@ -88,6 +88,9 @@ REWRITE_EXAMPLES = (
     },
 )
 
+DATA_SYSTEM = """You convert an answer into JSON that matches the given JSON schema.
+Use only facts stated in the answer and its quoted sources. Where the schema asks for something they do not state, use null if the schema allows it, otherwise an empty string or 0. Reply with the JSON only."""
+
 SUMMARY_SYSTEM = """You summarise documents for employees. The document is given as numbered <section> blocks.
 
 Rules:

@@ -32,6 +32,15 @@ class RateDecision:
                 f"Please wait {wait} second{'s' if wait != 1 else ''} and ask again.")
 
 
+class RateLimitedError(PermissionError):
+    """Raised instead of a refusal for a front end with its own way to say it (HTTP 429)."""
+
+    def __init__(self, decision: RateDecision):
+        super().__init__(decision.message)
+        self.decision = decision
+        self.retry_after_s = decision.retry_after_s
+
+
 class RateLimiter:
     """``RateLimiter(30).check("alice")``; ``per_minute=0`` turns the limit off."""
 

@@ -95,6 +95,18 @@ class Passage(BaseModel):
     score: float
     context_before: str = ""
     context_after: str = ""
+    page_starts: list[tuple[int, int]] = Field(
+        default_factory=list,
+        description="(document offset, page) where each page of a passage merged over page breaks begins.")
+
+    def page_at(self, offset: int) -> int | None:
+        """The page the text at document ``offset`` is on: a quote from the second page of a
+        passage merged over a page break cites that page, not the passage's first."""
+        page = self.page
+        for start, number in self.page_starts:
+            if start <= offset:
+                page = number
+        return page
 
 
 class SearchReport(BaseModel):

@@ -158,7 +158,16 @@ def to_passage(chunks: Sequence[Chunk], score: float) -> Passage:
         heading_path=_common_prefix([c.heading_path for c in chunks]),
         kind="table" if all(c.kind == "table" for c in chunks) else "text",
         score=score,
+        page_starts=_page_starts(chunks) if len(set(pages)) > 1 else [],
     )
+
+
+def _page_starts(chunks: Sequence[Chunk]) -> list[tuple[int, int]]:
+    starts: list[tuple[int, int]] = []
+    for c in chunks:
+        if c.page is not None and (not starts or starts[-1][1] != c.page):
+            starts.append((c.start, c.page))
+    return starts
 
 
 def with_context(passage: Passage, before: Sequence[Chunk], after: Sequence[Chunk]) -> Passage:

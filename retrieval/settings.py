@@ -126,6 +126,21 @@ class Settings(BaseSettings):
     oidc_provider: str | None = Field(default=None, description="st.login provider name in secrets.toml; unset = default [auth].")
     oidc_groups_claim: str = "groups"
     ui_port: int = 8501
+    public_url: str | None = Field(
+        default=None, description="The address users open the app at (links in API citations point there); "
+        "unset = http://localhost:<ui_port>.")
+
+    # --- the OpenAI-compatible API (docent api) ------------------------------------------
+    api_host: str = "127.0.0.1"
+    api_port: int = 8080
+    api_public_url: str | None = Field(
+        default=None, description="The address clients reach the API at (MCP's resource URL); unset = "
+        "http://<api_host>:<api_port>.")
+    api_with_ui: bool = Field(
+        default=False, description="`docent ui` serves the API too, from its own process (the embedded index "
+        "can be open in one process only; with a Qdrant server run `docent api` on its own instead).")
+    api_requests_per_minute: int = Field(default=120, description="Per API key, every route; 0 = no limit.")
+    api_max_body_bytes: int = Field(default=1_000_000, description="Largest request body the API reads.")
 
     # --- operations ------------------------------------------------------------------
     metrics_port: int | None = None

@@ -97,3 +97,13 @@ def test_context_window_excludes_the_passage_text():
     assert q.context_before == "Alpha one."
     assert q.context_after == "Beta one. Beta two."
     assert q.text == p.text
+
+
+def test_a_quote_on_a_later_page_of_a_merged_passage_cites_that_page():
+    """Citations used to carry the passage's first page even when the quote sat on the next
+    (grounding and the extractive answer cite ``page_at`` the quote's offset; the API test sees
+    it end to end on a real PDF)."""
+    p = to_passage([A, B, C], 1.0)
+    assert (p.page, p.page_end) == (1, 2) and p.page_starts == [(A.start, 1), (C.start, 2)]
+    assert p.page_at(span("Alpha three.")[0]) == 1 and p.page_at(span("Beta two.")[0]) == 2
+    assert to_passage([A, B], 1.0).page_starts == []  # one page: nothing to look up

@@ -310,3 +310,19 @@ def test_generated_answers_mark_unsupported_sentences_and_summaries_cite_pages(s
         assert "every employee who travels for work" in html and 'href="#sum-' in html
         assert '<span class="src-title">p. 1</span>' in html and "<mark>" in html
         assert any("chat/completions" in r for r in stub.requests)
+
+
+def test_citation_link_page_shows_a_readable_source_and_nothing_else(site):
+    """``/source?c=&d=&p=``: where the API's citation links land, behind the same login."""
+    def open_link(user: str, password: str) -> AppTest:
+        at = login(user, password)
+        at.query_params.update({"c": site.finance_id, "d": site.falcon_id, "p": "1"})
+        return at.switch_page("views/source.py").run()
+
+    at = open_link("fiona", "fiona-password")
+    assert not at.exception, at.exception
+    shown = texts(at)
+    assert "#### Project Falcon" in shown and "p&#46; 1 · falcon&#46;pdf" in shown and not at.warning
+    assert at.get("image"), "the cited page is shown as an image"
+    at = open_link("bob", "bob-password")
+    assert "not available to you" in texts(at) and "9 million" not in texts(at)

@@ -24,6 +24,9 @@ def _pages(is_admin: bool) -> dict:
         st.Page("views/chat.py", title="Ask", icon=":material/chat:", url_path="ask", default=True),
         st.Page("views/summarize.py", title="Summarize", icon=":material/summarize:", url_path="summarize"),
         st.Page("views/upload.py", title="Upload", icon=":material/upload_file:", url_path="upload"),
+        # Where citation links (API answers) land; not in the menu.
+        st.Page("views/source.py", title="Source", icon=":material/description:", url_path="source",
+                visibility="hidden"),
     ]
     admin = [
         st.Page("views/admin_collections.py", title="Collections", icon=":material/folder_managed:",

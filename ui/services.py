@@ -38,6 +38,11 @@ def get_app(settings: Settings) -> Docent:
         # Visible in the terminal of whoever started the app with plain `streamlit run`.
         print(first.instructions(), flush=True)
     _guard(settings)  # brings /metrics up at start, not at the first question
+    if settings.api_with_ui:
+        from ui.api.server import serve_in_background
+
+        serve_in_background(app, settings.api_host, settings.api_port)
+        print(f"Docent API on http://{settings.api_host}:{settings.api_port}/v1", flush=True)
     return app
 
 

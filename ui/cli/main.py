@@ -17,6 +17,7 @@ from ingest.report import EXIT_BUSY, EXIT_USAGE
 from retrieval.settings import Settings
 from ui.cli import (
     admin_cmds,
+    api_cmds,
     assistant_cmds,
     doctor_cmds,
     eval_answers_cmds,
@@ -44,7 +45,7 @@ class UsageError(Exception):
 
 
 COMMAND_MODULES = [ingest_cmds, admin_cmds, search_cmds, assistant_cmds, eval_cmds, ui_cmds, user_cmds]
-COMMAND_MODULES += [doctor_cmds, reindex_cmds, eval_answers_cmds, eval_pages_cmds]
+COMMAND_MODULES += [doctor_cmds, reindex_cmds, eval_answers_cmds, eval_pages_cmds, api_cmds]
 
 # The language model server is down, too slow or refused the request.
 EXIT_LLM = 4

@@ -7,9 +7,9 @@ import getpass
 import json
 import sys
 
-from ingest.report import EXIT_USAGE
 from retrieval.settings import Settings
 from ui.auth.users import ROLES, clean_groups
+from ui.cli.usage_errors import usage_errors
 from ui.usecases import LOCAL_ADMIN, Docent
 from ui.usecases.errors import UserStoreError
 
@@ -54,14 +54,7 @@ def _password(args: argparse.Namespace) -> str:
     return first
 
 
-def _guarded(fn):
-    def wrapper(settings: Settings, args: argparse.Namespace) -> int:
-        try:
-            return fn(settings, args)
-        except (UserStoreError, ValueError) as exc:
-            print(f"docent: {exc}", file=sys.stderr)
-            return EXIT_USAGE
-    return wrapper
+_guarded = usage_errors(UserStoreError, ValueError)
 
 
 @_guarded

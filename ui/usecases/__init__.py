@@ -21,6 +21,7 @@ from retrieval.catalog import EVERYONE, CollectionRecord
 from retrieval.index import DocumentInfo
 from retrieval.search import SEARCH_MODES
 from ui.usecases.answers import ANSWER_PASSAGES, Answers
+from ui.usecases.api_access import ApiAccess
 from ui.usecases.core import LOCAL_ADMIN, DocentCore, LLMState
 from ui.usecases.curation import CollectionRow, Curation, require_admin
 from ui.usecases.downloads import MAX_INLINE_BYTES, Downloads, OriginalFile, open_at_page_html
@@ -36,7 +37,7 @@ __all__ = [
 ]
 
 
-class Docent(Library, Answers, Downloads, Uploads, Curation, Ingestion, People, DocentCore):
+class Docent(Library, Answers, Downloads, Uploads, Curation, Ingestion, People, ApiAccess, DocentCore):
     """Settings in, use cases out. Reading: ``collections``, ``writable_collections``,
     ``documents``, ``document``, ``find_document``, ``read_document``, ``preview``,
     ``unreadable_documents``, ``quote_locations``, ``summary_sections``, ``download``,
@@ -47,4 +48,6 @@ class Docent(Library, Answers, Downloads, Uploads, Curation, Ingestion, People, 
     ``set_document_disabled``, ``set_document_access``, ``ingest_runs``. People: ``list_users``,
     ``get_user``, ``add_user``, ``update_user``, ``set_user_password``, ``remove_user``,
     ``record_feedback``, ``update_feedback``, ``list_feedback``, ``export_feedback``,
-    ``export_feedback_zip``. Identity: ``principal``."""
+    ``export_feedback_zip``. API: ``create_api_key``, ``list_api_keys``, ``revoke_api_key``,
+    ``api_caller``, ``api_models``, ``api_model``, ``search_documents``, ``answer_as_data``.
+    Identity: ``principal``."""

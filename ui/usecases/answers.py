@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Iterator
 
-from assistant.answer_models import AnswerEvent, SummaryEvent
+from assistant.answer_models import Answer, AnswerEvent, SummaryEvent
 from retrieval.models import Principal, SearchReport
 from ui.usecases.errors import NoLanguageModelError
 
@@ -23,9 +23,14 @@ class Answers:
 
     def ask(self, principal: Principal, collections: list[str], question: str,
             history: list[dict] | None = None, k: int = ANSWER_PASSAGES,
-            max_tokens: int | None = None) -> Iterator[AnswerEvent]:
+            max_tokens: int | None = None, *, via: str | None = None,
+            strict: bool = False) -> Iterator[AnswerEvent]:
         """A grounded, streamed answer from passages retrieved under ``principal``'s filter.
-        A refusal (rate limit, safety policy, nothing found) is an ordinary final event."""
+        A refusal (rate limit, safety policy, nothing found) is an ordinary final event.
+
+        ``strict`` is for front ends with status codes (the HTTP API): the rate limit raises
+        ``RateLimitedError`` and a failing model raises its ``LLM…Error`` instead of the
+        extractive answer the app and the CLI fall back to. ``via`` goes into the audit line."""
         from assistant.answerer import Answerer
 
         names = list(collections)
@@ -36,8 +41,19 @@ class Answers:
 
         llm = self.llm
         answerer = Answerer(self.settings, llm.client, retrieve, meaning=searcher.embedder.embed_queries,
-                            fallback_to_extractive=True, max_tokens=max_tokens)
-        return self.guard.stream(principal, names, question, lambda q: answerer.stream_answer(q, history or None))
+                            fallback_to_extractive=not strict, max_tokens=max_tokens)
+        return self.guard.stream(principal, names, question, lambda q: answerer.stream_answer(q, history or None),
+                                 via=via, raise_rate_limit=strict)
+
+    def answer_as_data(self, answer: Answer, schema: dict) -> str:
+        """The checked ``answer`` as JSON matching ``schema`` (the API's ``response_format``);
+        the facts come from the answer and the quotes it cites, nothing else."""
+        from assistant.answer_data import answer_as_data
+
+        llm = self.llm
+        if llm.client is None:
+            raise NoLanguageModelError(llm.notice)
+        return answer_as_data(llm.client, answer, schema)
 
     def summarize(self, principal: Principal, collection: str, document_id: str) -> Iterator[SummaryEvent]:
         """A streamed summary of a readable document, through the guard: rate limit, output

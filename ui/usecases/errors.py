@@ -4,8 +4,10 @@ so adapters import exceptions from here and never from the store, catalog or sea
 
 from __future__ import annotations
 
+from assistant.answer_data import AnswerDataError
 from assistant.errors import LLMServerError, LLMTimeoutError, LLMUnavailableError
 from assistant.guard import SummaryRefusedError
+from assistant.rate_limit import RateLimitedError
 from ingest.reindex import ReindexError
 from retrieval.catalog import CatalogError
 from retrieval.index import IndexModelMismatchError
@@ -17,9 +19,9 @@ from ui.auth.principal import UnknownUserError
 from ui.auth.users import UserStoreError
 
 __all__ = [
-    "AdminOnlyError", "CatalogError", "DocumentUnavailableError", "IndexBusyError", "IndexModelMismatchError",
+    "AdminOnlyError", "AnswerDataError", "CatalogError", "DocumentUnavailableError", "IndexBusyError", "IndexModelMismatchError",
     "LLMServerError", "LLMTimeoutError", "LLMUnavailableError", "LockBusyError", "NoLanguageModelError",
-    "OriginalMissingError", "ReindexError", "RerankerUnavailableError", "SearchError", "SummaryRefusedError",
+    "OriginalMissingError", "RateLimitedError", "ReindexError", "RerankerUnavailableError", "SearchError", "SummaryRefusedError",
     "UnknownUserError", "UploadNotAllowedError", "UserStoreError", "NO_LONGER_AVAILABLE",
 ]
 

@@ -60,6 +60,12 @@ class Library:
                 views.append(CollectionView(rec, can_write_collection(principal, rec), docs))
         return views
 
+    def readable_collections(self, principal: Principal) -> list[CollectionRecord]:
+        """The collections of :meth:`collections` without counting documents: one cheap check per
+        request (the API resolves its models on every call)."""
+        return [rec for rec in self.workspace.catalog.list_collections()
+                if can_read_collection(principal, rec) or self._visible_docs(principal, rec)]
+
     def writable_collections(self, principal: Principal) -> list[CollectionRecord]:
         return [r for r in self.workspace.catalog.list_collections() if can_write_collection(principal, r)]
 

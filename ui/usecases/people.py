@@ -50,7 +50,9 @@ class People:
         require_admin(principal)
         if username == principal.user:
             raise ValueError("You cannot remove yourself; ask another administrator.")
-        return self.users.remove(username)
+        removed = self.users.remove(username)
+        self.api_keys.revoke_all(username)  # a user of the same name made later must not inherit them
+        return removed
 
     # --- feedback --------------------------------------------------------------------------
     def record_feedback(self, principal: Principal, question: str, answer: Answer, rating: Rating,

@@ -1,0 +1,1 @@
+"""Front end: the OpenAI-compatible HTTP API and the MCP search tool (``docent api``)."""
