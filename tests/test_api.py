@@ -194,6 +194,23 @@ def test_response_format_json_schema_returns_the_answer_as_data(site):
     assert done.model_extra["citations"]  # the provenance stays with the data
 
 
+def test_chat_never_answers_from_a_collection_the_key_may_not_read(site):
+    question = "What is the confidential budget of Project Falcon?"
+    for model in ("docent", "docent/HR"):
+        done = site.client(site.alice).chat.completions.create(model=model,
+                                                               messages=[{"role": "user", "content": question}])
+        text = done.choices[0].message.content
+        assert "9 million" not in text and "Falcon" not in text.split("Sources:")[-1], text
+        assert all(c["collection"] == "HR" for c in done.model_extra["citations"])
+    with pytest.raises(Exception) as refused:
+        site.client(site.alice).chat.completions.create(model="docent/Finance",
+                                                        messages=[{"role": "user", "content": question}])
+    assert getattr(refused.value, "status_code", None) == 404
+    done = site.client(site.bob).chat.completions.create(model="docent/Finance",
+                                                         messages=[{"role": "user", "content": question}])
+    assert "9" in done.choices[0].message.content and done.model_extra["citations"][0]["collection"] == "Finance"
+
+
 # --- the search tool: HTTP and MCP --------------------------------------------------------------
 def test_search_tool_over_http_is_access_filtered(site):
     r = httpx.get(site.base + "/v1/tools", headers={"Authorization": f"Bearer {site.alice}"})
