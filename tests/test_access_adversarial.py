@@ -8,7 +8,8 @@ the user is an admin, or the document's own group override (when set) shares a g
 user, or (no override) the collection's read groups do; every user is in ``everyone``. A
 renamed file is the same document to its readers; an edited, re-uploaded or re-indexed one too.
 
-Real parts: the embedded Qdrant engine, the real embedding model (the session fixture), real
+The HTTP API is probed too (models, the search tool, chat completions with each user's key;
+a removed user's key on every route). Real parts: the embedded Qdrant engine, the real embedding model (the session fixture), real
 .docx files and one PDF, the real parser sandbox, extractive answers (``local_llm=none``).
 The seed is printed; ``DOCENT_ADVERSARIAL_SEED`` replays another run.
 """
@@ -18,9 +19,11 @@ from __future__ import annotations
 import os
 import random
 import time
+from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 
+import httpx
 import pytest
 from docx import Document
 
@@ -33,6 +36,7 @@ from ui.usecases.errors import (
     UnknownUserError,
 )
 
+from .api_server import running_api
 from .conftest import make_settings
 from .minipdf import write_pdf
 
@@ -132,6 +136,9 @@ class Suite:
         self.probes = 0
         self.passages: list = []  # passages found earlier, for preview probes
         self.pending = rnd.sample(CHANGES, len(CHANGES))
+        self.stack = ExitStack()
+        self.api = ""  # the API's base URL, over the same Docent
+        self.keys: dict[str | None, str] = {}
 
     # --- set-up and state changes ----------------------------------------------------------
     def token(self) -> str:
@@ -155,6 +162,10 @@ class Suite:
         for name in COLLECTIONS:
             self.ingest(name)
         self.upload("Staff", "memo.docx")
+        for user in USERS:
+            self.keys[user] = app.create_api_key(ADMIN, user, "suite")[1]
+        self.keys[None] = app.create_api_key(ADMIN, ADMIN.user, "suite", list(ADMIN.groups))[1]
+        self.api = self.stack.enter_context(running_api(app))
 
     def new_share_doc(self, collection: str, name: str) -> None:
         token = self.token()
@@ -266,12 +277,16 @@ class Suite:
         app, ref, rnd = self.app, self.ref, self.rnd
         p = self.principal(user)
         self.probes += 1
-        if p is None:
+        if p is None:  # a removed user: their key is refused by every route
+            headers = {"Authorization": f"Bearer {self.keys[user]}"}
+            assert httpx.get(self.api + "/v1/models", headers=headers).status_code == 401
+            r = httpx.post(self.api + "/v1/tools/search_documents", headers=headers, json={"query": "handbook"})
+            assert r.status_code == 401
             return "unknown_user"
         readable = ref.readable(user)
         names = sorted(ref.collections)
         kind = rnd.choice(["sparse", "hybrid", "ask", "documents", "collections", "download", "summary",
-                           "preview", "page_image", "read", "feedback"])
+                           "preview", "page_image", "read", "feedback", "api"])
         if kind == "sparse":
             doc = self.pick_doc()
             report = app.search(p, doc.token, names, mode="sparse", k=10)
@@ -309,6 +324,8 @@ class Suite:
             else:
                 with pytest.raises(DocumentUnavailableError):
                     app.preview(p, x)
+        elif kind == "api":
+            self.api_probe(user, readable)
         elif kind == "feedback":
             if user is not None and not p.is_admin:
                 with pytest.raises(AdminOnlyError):
@@ -321,6 +338,33 @@ class Suite:
                 for token in self.ref.dead_tokens:
                     assert token not in exported, (kind, token)
         return kind
+
+    def api_probe(self, user: str | None, readable: set[str]) -> None:
+        """The same rules through the HTTP API, with the user's key."""
+        headers = {"Authorization": f"Bearer {self.keys[user]}"}
+        visible = self.ref.visible_collections(user)
+        sub = self.rnd.choice(["models", "search", "chat"])
+        if sub == "models":
+            got = {m["id"] for m in httpx.get(self.api + "/v1/models", headers=headers).json()["data"]}
+            assert got == ({f"docent/{c}" for c in visible} | ({"docent"} if visible else set())), (user, got)
+            return
+        doc = self.pick_doc()
+        if sub == "search":
+            r = httpx.post(self.api + "/v1/tools/search_documents", headers=headers, timeout=60,
+                           json={"query": f"handbook {doc.token}", "k": 10})
+            texts = [x["text"] for x in r.json().get("data", [])] if r.status_code == 200 else []
+            paths = {x["path"] for x in r.json().get("data", [])} if r.status_code == 200 else set()
+        else:
+            r = httpx.post(self.api + "/v1/chat/completions", headers=headers, timeout=60,
+                           json={"model": "docent", "messages": [
+                               {"role": "user", "content": f"What does the handbook say about {doc.token}?"}]})
+            body = r.json() if r.status_code == 200 else {}
+            texts = [body["choices"][0]["message"]["content"]] if body else []
+            paths = {c["path"] for c in body.get("citations", [])}
+        # No readable collection: not even the all-collections model exists for this key.
+        assert r.status_code == (200 if visible else 404), (sub, user, r.status_code, r.text[:200])
+        assert paths <= readable, (sub, user, paths - readable)
+        self.no_foreign_text(user, "\n".join(texts), f"api_{sub}")
 
     def read_one(self, kind: str, p: Principal, user: str | None, doc: RefDoc, cid: str, did: str,
                  may: bool) -> None:
@@ -373,4 +417,5 @@ def test_random_probes_never_read_past_the_reference(tmp_path, embedder):
         print(f"probes {kinds}; state changes {changes}; seconds {({k: round(v, 1) for k, v in seconds.items()})}")
         assert suite.probes >= PROBES and set(changes) == set(CHANGES)
     finally:
+        suite.stack.close()
         suite.app.close()
