@@ -25,7 +25,6 @@ from pathlib import Path
 
 import httpx
 import pytest
-from docx import Document
 
 from retrieval.models import Principal
 from ui.usecases import Docent, Upload
@@ -38,6 +37,7 @@ from ui.usecases.errors import (
 
 from .api_server import running_api
 from .conftest import make_settings
+from .minidocx import write_docx
 from .minipdf import write_pdf
 
 SEED = int(os.environ.get("DOCENT_ADVERSARIAL_SEED", "20261203"))
@@ -95,15 +95,6 @@ class Ref:
 def _paragraphs(token: str, rev: int, rnd: random.Random) -> list[str]:
     return [f"{token} part {i} revision {rev}. " + " ".join(rnd.choice(FILLER) for _ in range(28)) + "."
             for i in range(3)]
-
-
-def write_docx(path: Path, paragraphs: list[str]) -> Path:
-    doc = Document()
-    for text in paragraphs:
-        doc.add_paragraph(text)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    doc.save(str(path))
-    return path
 
 
 class QueryCache:

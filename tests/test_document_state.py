@@ -8,13 +8,12 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from docx import Document
-
 from ingest.batch import BatchIngest
 from ingest.indexer import DocumentIndexer
 from ingest.sandbox import ParserPool
 from retrieval.models import Principal
 
+from .minidocx import write_docx
 from .test_ingest_cli import docent
 
 BOARD = ["Board minutes of the March meeting.",
@@ -22,15 +21,6 @@ BOARD = ["Board minutes of the March meeting.",
          "The board approved the budget for next year."]
 CANTEEN = ["The canteen menu mentions the merger codename as a joke: the Bluebird burger.",
            "Lunch is served from half past eleven."]
-
-
-def write_docx(path: Path, paragraphs: list[str]) -> Path:
-    doc = Document()
-    for text in paragraphs:
-        doc.add_paragraph(text)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    doc.save(str(path))
-    return path
 
 
 def _search_paths(data: Path, *args: str) -> list[str]:
