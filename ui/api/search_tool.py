@@ -48,7 +48,7 @@ def passage_records(passages: list[Passage], names: dict[str, str], public_url: 
              "title": p.title, "path": p.path,
              "page": p.page, "page_end": p.page_end, "heading_path": list(p.heading_path), "text": p.text,
              "start": p.start, "end": p.end, "score": round(float(p.score), 4),
-             "url": source_url(public_url, p.collection, p.document_id, p.page_at(p.start))}
+             "url": source_url(public_url, p.collection, p.document_id, p.page)}
             for i, p in enumerate(passages, 1)]
 
 
