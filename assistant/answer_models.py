@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Literal
 
 from pydantic import BaseModel, Field
 
 from retrieval.models import Passage
 
-AnswerMode = Literal["generated", "extractive", "refused"]
+# "tool_calls": the model asked to call one of the client's tools (HTTP API only); the answer
+# comes in a later request that carries the tools' results.
+AnswerMode = Literal["generated", "extractive", "refused", "tool_calls"]
 TIMING_KEYS = ("retrieval_ms", "ttft_ms", "total_ms")
 # Who refused: no passage retrieved, the prompt did not fit, the model said it is not there,
 # no cited sentence passed the support check, the supported ones do not address the question,
@@ -44,6 +47,14 @@ class SentenceSupport(BaseModel):
     )
 
 
+class ToolCall(BaseModel):
+    """A call of a client's tool, as the model asked for it (OpenAI's ``function`` shape)."""
+
+    id: str
+    name: str
+    arguments: str = Field(description="The arguments as the JSON text the model wrote.")
+
+
 class Answer(BaseModel):
     answer: str
     mode: AnswerMode
@@ -64,6 +75,7 @@ class Answer(BaseModel):
         default=None,
         description="Which step refused (internal, for evaluation; not in the wire format).",
     )
+    tool_calls: list[ToolCall] = Field(default_factory=list, description='Set when mode is "tool_calls".')
 
     def to_json_dict(self) -> dict:
         """The public wire format (API, audit log); internal detail stays out."""
@@ -104,6 +116,17 @@ class AnswerEvent(BaseModel):
     text: str = ""
     passages: list[Passage] = Field(default_factory=list)
     answer: Answer | None = None
+
+
+def final_answer(events: Iterable[AnswerEvent]) -> Answer:
+    """The answer of a whole stream (every answer stream ends with a final event)."""
+    answer = None
+    for event in events:
+        if event.type == "final":
+            answer = event.answer
+    if answer is None:
+        raise RuntimeError("the answer stream ended without a final answer")
+    return answer
 
 
 class SourceSection(BaseModel):

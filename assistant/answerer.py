@@ -12,7 +12,7 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from typing import TYPE_CHECKING
 
-from assistant.answer_models import Answer, AnswerEvent
+from assistant.answer_models import Answer, AnswerEvent, final_answer
 from assistant.citations import StreamingMarkFilter
 from assistant.conversation import History, standalone_query
 from assistant.extractive import extractive_answer
@@ -69,33 +69,37 @@ class Answerer:
         self.rewrite_with_llm = rewrite_with_llm
 
     def answer(self, question: str, history: History | None = None) -> Answer:
-        final = None
-        for event in self.stream_answer(question, history):
-            if event.type == "final":
-                final = event.answer
-        assert final is not None  # stream_answer always ends with a final event
-        return final
+        return final_answer(self.stream_answer(question, history))
 
     def stream_answer(self, question: str, history: History | None = None) -> Iterator[AnswerEvent]:
-        t0 = time.perf_counter()
-        question = self._validate(question)
-        ms = lambda: (time.perf_counter() - t0) * 1000.0  # noqa: E731
+        started = time.perf_counter()
+        question = self.validate(question)
         timings: dict[str, float] = {}
+        passages = self.retrieve_for(question, history, timings, started)
+        yield from self.answer_from(question, passages, timings, started)
 
+    def retrieve_for(self, question: str, history: History | None, timings: dict[str, float],
+                     started: float) -> list[Passage]:
+        """The passages for ``question`` (a follow-up rewritten against ``history`` first)."""
         rewriter = self.llm if self.rewrite_with_llm else None
         query = standalone_query(question, history, rewriter) if history else question
-        timings["rewrite_ms"] = ms()
+        timings["rewrite_ms"] = (time.perf_counter() - started) * 1000.0
         t_search = time.perf_counter()
         passages = list(self.retrieve(query))
         timings["retrieval_ms"] = (time.perf_counter() - t_search) * 1000.0
+        return passages
 
+    def answer_from(self, question: str, passages: list[Passage], timings: dict[str, float],
+                    started: float) -> Iterator[AnswerEvent]:
+        """The answer's events from passages already found (best first); ``started``: when the
+        question arrived (``time.perf_counter()``), for the timings."""
         if not passages:
             yield AnswerEvent(type="passages", passages=[])
-            yield self._final(refused(question, stage="retrieval"), timings, ms)
+            yield self.finish(refused(question, stage="retrieval"), timings, started)
             return
         if self.llm is None:
             yield AnswerEvent(type="passages", passages=passages)
-            yield self._final(extractive_answer(question, passages), timings, ms)
+            yield self.finish(extractive_answer(question, passages), timings, started)
             return
 
         from assistant.errors import LLMServerError, LLMTimeoutError, LLMUnavailableError
@@ -105,9 +109,9 @@ class Answerer:
             fitted = self.fit_passages(question, passages, structured=structured)
             yield AnswerEvent(type="passages", passages=fitted)
             if not fitted:
-                yield self._final(
+                yield self.finish(
                     refused(question, notice="The question is too long for the model's context.", stage="context"),
-                    timings, ms,
+                    timings, started,
                 )
                 return
             messages = answer_messages(question, fitted, structured=structured)
@@ -118,18 +122,18 @@ class Answerer:
                     answer = item
                     break
                 if "ttft_ms" not in timings:
-                    timings["ttft_ms"] = ms()
+                    timings["ttft_ms"] = (time.perf_counter() - started) * 1000.0
                 yield AnswerEvent(type="delta", text=item)
         except (LLMUnavailableError, LLMTimeoutError, LLMServerError) as exc:
             if not self.fallback_to_extractive:
                 raise
             log.warning("LLM failed, answering extractively: %s", exc)
             answer = extractive_answer(question, passages, notice=exc.user_message)
-        yield self._final(answer, timings, ms)
+        yield self.finish(answer, timings, started)
 
     # --- steps ------------------------------------------------------------------------------
 
-    def _validate(self, question: str) -> str:
+    def validate(self, question: str) -> str:
         if not isinstance(question, str) or not question.strip():
             raise ValueError("The question is empty.")
         question = question.strip()
@@ -148,14 +152,15 @@ class Answerer:
         return mode == "json"
 
     def fit_passages(
-        self, question: str, passages: Sequence[Passage], *, structured: bool = False
+        self, question: str, passages: Sequence[Passage], *, structured: bool = False, reserve: int = 0
     ) -> list[Passage]:
         """The best-ranked passages whose prompt fits the server's context, answer reserved.
 
+        ``reserve``: tokens the request needs besides (a client's tools and their results).
         One count of the whole prompt settles the usual case; only when it does not fit are the
         blocks counted one by one, and lower-ranked passages that do not fit are dropped.
         """
-        budget = self.llm.context_budget(reserve_answer=self.max_tokens)
+        budget = self.llm.context_budget(reserve_answer=self.max_tokens) - reserve
         if self.llm.count_tokens(answer_messages(question, passages, structured=structured)) <= budget:
             return list(passages)
         used = self.llm.count_tokens(answer_messages(question, [], structured=structured))
@@ -209,8 +214,9 @@ class Answerer:
         raw = render_structured(parser.sentences)
         yield ground(raw, question, passages, self.checker, found=parser.found)
 
-    def _final(self, answer: Answer, timings: dict[str, float], ms: Callable[[], float]) -> AnswerEvent:
-        total = ms()
+    def finish(self, answer: Answer, timings: dict[str, float], started: float) -> AnswerEvent:
+        """The final event: ``answer`` with its timings (``total_ms`` now)."""
+        total = (time.perf_counter() - started) * 1000.0
         timings = {**timings, "total_ms": total}
         timings.setdefault("ttft_ms", total)
         answer = answer.model_copy(update={"timings": {k: round(v, 1) for k, v in timings.items()}})

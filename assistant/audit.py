@@ -26,7 +26,7 @@ from retrieval.settings import Settings
 
 Outcome = Literal[
     "generated", "extractive", "refused", "blocked_input", "blocked_output", "rate_limited",
-    "invalid", "error", "abandoned", "found",
+    "invalid", "error", "abandoned", "found", "tool_calls",
 ]
 AuditKind = Literal["question", "summary", "search"]
 

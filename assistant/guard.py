@@ -158,7 +158,9 @@ class AnswerGuard:
 
     def _final(self, principal: Principal, collections: Sequence[str], question: str, answer: Answer,
                started: float, **kw) -> AnswerEvent:
-        verdict = self.policy.check_output(answer.answer, final=True)
+        # A tool call's arguments are model output too (they go to the client's tools).
+        checked = "\n".join([answer.answer, *(call.arguments for call in answer.tool_calls)])
+        verdict = self.policy.check_output(checked, final=True)
         if not verdict.allowed:
             return self._refuse(principal, collections, question, verdict, "output", started, answer.answer, **kw)
         timings = dict(answer.timings)

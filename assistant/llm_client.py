@@ -15,7 +15,6 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import math
 import random
 import re
 import time
@@ -27,6 +26,7 @@ import httpx
 import openai
 
 from assistant.errors import LLMError, LLMServerError, LLMTimeoutError, LLMUnavailableError
+from assistant.token_estimate import estimate_message_tokens, estimate_tokens
 from retrieval.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -34,7 +34,6 @@ log = logging.getLogger(__name__)
 Messages = list[dict[str, Any]]
 _ROLES = {"system", "user", "assistant"}
 _CACHE_LIMIT = 4096  # token counts remembered per client (prompt builders ask about the same blocks again)
-_CJK = re.compile(r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af\uf900-\ufaff\uff00-\uffef]")
 
 
 @dataclass(frozen=True)
@@ -53,18 +52,6 @@ def split_base_url(base_url: str) -> tuple[str, str]:
         raise ValueError(f"the language model URL must start with http:// or https://, got {base_url!r}")
     root = url[: -len("/v1")] if url.endswith("/v1") else url
     return root, root + "/v1"
-
-
-def estimate_tokens(text: str) -> int:
-    """A deliberately generous guess for servers that cannot count: one token per CJK
-    character (Qwen averages ~1.4 characters), one per 3.5 other characters (~4 in English)."""
-    cjk = len(_CJK.findall(text))
-    return math.ceil(cjk + (len(text) - cjk) / 3.5)
-
-
-def estimate_message_tokens(messages: Messages) -> int:
-    # ~4 tokens of chat-template framing per message (<|im_start|>role\n … <|im_end|>\n), 3 to open the answer.
-    return sum(estimate_tokens(str(m.get("content", ""))) + 4 for m in messages) + 3
 
 
 def _check_messages(messages: Any) -> Messages:
@@ -221,6 +208,22 @@ class LLMClient:
         temperature: float | None = None,
     ) -> str:
         return "".join(self.stream(messages, max_tokens=max_tokens, json_schema=json_schema, temperature=temperature))
+
+    def chat_message(self, messages: Messages, *, max_tokens: int | None = None, temperature: float | None = None,
+                     json_schema: dict | None = None, **fields: Any) -> dict[str, Any]:
+        """One request, not streamed, whose messages and ``fields`` (``tools``, ``tool_choice``)
+        go to the server exactly as OpenAI defines them, for what LangChain would reshape: tool
+        calls and tool results. Returns the reply's message (``content``, ``tool_calls``)."""
+        info = self.info()
+        kwargs = self._call_kwargs(info, max_tokens, json_schema, temperature)
+        body = {"model": info.model, "messages": messages, "stream": False,
+                "temperature": kwargs["temperature"], **kwargs["extra_body"], **fields}
+        reply = self._with_retries(lambda: self._post_json(self.api_base + "/chat/completions", body))
+        choices = reply.get("choices") or []
+        if not choices or not isinstance(choices[0].get("message"), dict):
+            raise LLMServerError(f"no message in the reply: {str(reply)[:200]}", base_url=self.base_url,
+                                 server_message="it sent a reply without a message")  # fmt: skip
+        return choices[0]["message"]
 
     async def acomplete(
         self,

@@ -63,6 +63,11 @@ ANSWER_EXAMPLES = (
     {"role": "assistant", "content": REFUSAL_EN},
 )
 
+# With a client's tools (the HTTP API's ``tools``): the same rules, and how tools fit in. The
+# result of a call is numbered like a passage, so it is cited, and checked, the same way.
+ANSWER_SYSTEM_TOOLS = ANSWER_SYSTEM + """8. You can also call the tools you are given, when the question asks for an action or for facts that only a tool can give. Each tool result is numbered like a passage ("Source [n]"): cite it the same way. Do not call a tool for what the passages already answer.
+"""
+
 ANSWER_SYSTEM_JSON = """You are Docent, an assistant that answers questions using only the numbered passages in the user's message.
 
 Rules:

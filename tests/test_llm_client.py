@@ -12,8 +12,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 
 from assistant.errors import LLMServerError, LLMTimeoutError, LLMUnavailableError
-from assistant.llm_client import LLMClient, estimate_tokens, split_base_url
+from assistant.llm_client import LLMClient, split_base_url
 from assistant.local_llm import free_port
+from assistant.token_estimate import estimate_tokens
 from retrieval.settings import Settings
 from tests.llm_server_fixture import TEST_CONTEXT_TOKENS, TEST_MODEL, llama_server  # noqa: F401
 

@@ -7,6 +7,10 @@ when it differs from what was streamed (an unsupported sentence dropped, a refus
 stream appends it after a rule, since an OpenAI stream cannot take back text. The first events
 are read before the response starts, so a rate limit, bad input or a model that is down still
 gets its HTTP status instead of a broken stream.
+
+With ``tools`` the answer is not streamed token by token (a reply may turn out to be tool
+calls); calls come back as ``message.tool_calls`` / ``delta.tool_calls`` with finish reason
+``tool_calls``, as OpenAI sends them.
 """
 
 from __future__ import annotations
@@ -17,7 +21,8 @@ import time
 from dataclasses import dataclass, field
 from typing import Iterator
 
-from assistant.answer_models import Answer, AnswerEvent
+from assistant.answer_models import Answer, AnswerEvent, final_answer
+from assistant.tool_answers import wire_call
 from ui.api import openai_wire as wire
 from ui.api.chat_request import ChatRequest, RequestError
 from ui.usecases import Docent
@@ -36,6 +41,7 @@ class Turn:
     question: str
     head: list[AnswerEvent]
     rest: Iterator[AnswerEvent]
+    schema: dict | None = None  # response_format's JSON schema, read once
     completion_id: str = field(default_factory=wire.new_completion_id)
     created: int = field(default_factory=lambda: int(time.time()))
 
@@ -58,21 +64,32 @@ class ChatCompletions:
         limit = self.app.settings.max_question_chars
         if len(question) > limit:  # the guard would refuse it too; an API client gets a 400 to act on
             raise RequestError(f"the question has {len(question)} characters; the limit is {limit}", "messages")
-        if request.tools:
-            raise RequestError("tools are not supported on this model yet", "tools")
-        request.json_schema()  # a bad response_format fails before any work
-        events = self.app.ask(caller.principal, target.collections, question, history,
-                              max_tokens=request.answer_tokens, via=caller.channel, strict=True)
+        schema = request.json_schema()  # a bad response_format fails before any work
+        round_ = request.tool_round()
+        if round_ is not None:
+            if schema is not None:
+                raise RequestError("response_format cannot be combined with tools", "response_format")
+            events = self.app.ask_with_tools(caller.principal, target.collections, question, history, round_,
+                                             max_tokens=request.answer_tokens, via=caller.channel)
+        else:
+            events = self.app.ask(caller.principal, target.collections, question, history,
+                                  max_tokens=request.answer_tokens, via=caller.channel, strict=True)
         head: list[AnswerEvent] = []
         for event in events:
             head.append(event)
             if event.type in ("delta", "final"):
                 break
-        return Turn(request, target, question, head, events)
+        return Turn(request, target, question, head, events, schema)
 
     # --- one response object -----------------------------------------------------------------
     def respond(self, turn: Turn) -> dict:
-        answer = _final(turn.events())
+        answer = final_answer(turn.events())
+        if answer.mode == "tool_calls":
+            message = {"role": "assistant", "content": answer.answer or None, "refusal": None,
+                       "tool_calls": [wire_call(c) for c in answer.tool_calls]}
+            return wire.completion(turn.completion_id, turn.model.id, message,
+                                   wire.usage(turn.question, answer.passages, _written(answer)), "tool_calls",
+                                   docent=_docent_extension(answer))
         content, message_extra = self._content(turn, answer)
         message = {"role": "assistant", "content": content, "refusal": None, **message_extra}
         return wire.completion(turn.completion_id, turn.model.id, message,
@@ -85,7 +102,7 @@ class ChatCompletions:
 
     def _content(self, turn: Turn, answer: Answer) -> tuple[str | None, dict]:
         links = self._links(turn, answer)
-        schema = turn.request.json_schema()
+        schema = turn.schema
         if schema is not None:
             if answer.mode == "refused":  # OpenAI's structured outputs say no in ``refusal``
                 return None, {"refusal": answer.answer}
@@ -105,7 +122,7 @@ class ChatCompletions:
             return sse(wire.chunk(cid, created, model, delta, finish, **extra))
 
         yield delta_chunk({"role": "assistant", "content": ""})
-        as_data = turn.request.json_schema() is not None
+        as_data = turn.schema is not None
         shown = ""
         answer: Answer | None = None
         try:
@@ -129,7 +146,15 @@ class ChatCompletions:
     def _stream_tail(self, turn: Turn, answer: Answer, shown: str) -> Iterator[dict]:
         cid, created, model = turn.completion_id, turn.created, turn.model.id
         links = self._links(turn, answer)
-        if turn.request.json_schema() is not None:
+        if answer.mode == "tool_calls":
+            calls = [{"index": i, **wire_call(c)} for i, c in enumerate(answer.tool_calls)]
+            yield wire.chunk(cid, created, model, {"content": answer.answer or None, "tool_calls": calls})
+            yield wire.chunk(cid, created, model, {}, "tool_calls", docent=_docent_extension(answer))
+            if turn.request.include_usage:
+                yield wire.chunk(cid, created, model, None,
+                                 usage=wire.usage(turn.question, answer.passages, _written(answer)))
+            return
+        if turn.schema is not None:
             text, extra = self._content(turn, answer)
             yield wire.chunk(cid, created, model, {"content": text, **extra} if text is not None else extra)
         else:
@@ -153,13 +178,9 @@ class ChatCompletions:
             yield wire.chunk(cid, created, model, None, usage=counts)
 
 
-def _final(events: Iterator[AnswerEvent]) -> Answer:
-    answer = None
-    for event in events:
-        if event.type == "final":
-            answer = event.answer
-    assert answer is not None  # the guard always ends with a final event
-    return answer
+def _written(answer: Answer) -> str:
+    """What the model wrote, for the usage counts: the text and any calls' arguments."""
+    return "".join([answer.answer, *(c.name + c.arguments for c in answer.tool_calls)])
 
 
 def _docent_extension(answer: Answer) -> dict:

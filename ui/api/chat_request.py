@@ -1,5 +1,5 @@
 """The body of ``POST /v1/chat/completions``, checked, and turned into what ``Docent.ask`` takes:
-the question (the last user message) and the earlier turns.
+the question (the last user message), the earlier turns and, with ``tools``, the tool round.
 
 Client system messages are not passed on: Docent's own prompt decides how answers are grounded
 and cited, and a client's instructions ("answer from your own knowledge") must not undo that.
@@ -11,7 +11,10 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from assistant.tool_answers import ToolRound
+
 MAX_MESSAGES = 64
+MAX_TOOLS = 64
 
 
 class RequestError(ValueError):
@@ -53,7 +56,7 @@ class ChatRequest(BaseModel):
     stream_options: StreamOptions | None = None
     max_tokens: int | None = Field(default=None, ge=1, le=32768)
     max_completion_tokens: int | None = Field(default=None, ge=1, le=32768)
-    tools: list[dict[str, Any]] | None = None
+    tools: list[dict[str, Any]] | None = Field(default=None, max_length=MAX_TOOLS)
     tool_choice: str | dict[str, Any] | None = None
     response_format: dict[str, Any] | None = None
 
@@ -75,16 +78,35 @@ class ChatRequest(BaseModel):
         return bool(self.stream_options and self.stream_options.include_usage)
 
     def question_and_history(self) -> tuple[str, list[dict[str, str]]]:
-        """The last message must be the user's; earlier user and assistant turns become the history
-        that follow-up questions are rewritten against."""
-        turns = [m for m in self.messages if m.role in ("user", "assistant")]
-        if not turns or self.messages[-1].role != "user":
-            raise RequestError("the last message must have role 'user'", "messages")
-        question = turns[-1].text().strip()
+        """The last user message is the question; earlier user and assistant turns become the
+        history that follow-up questions are rewritten against. After the question come only
+        the turns of a tool round (see ``tool_round``)."""
+        last = max((i for i, m in enumerate(self.messages) if m.role == "user"), default=None)
+        after = self.messages[last + 1:] if last is not None else self.messages
+        if last is None or (after and not self.tools) or any(m.role not in ("assistant", "tool") for m in after):
+            raise RequestError("the last message must have role 'user' (or, with tools, be a tool round "
+                               "after it: assistant tool_calls and tool results)", "messages")
+        question = self.messages[last].text().strip()
         if not question:
             raise RequestError("the last user message has no text", "messages")
-        history = [{"role": m.role, "content": m.text()} for m in turns[:-1] if m.text().strip()]
+        turns = [m for m in self.messages[:last] if m.role in ("user", "assistant")]
+        history = [{"role": m.role, "content": m.text()} for m in turns if m.text().strip()]
         return question, history
+
+    def tool_round(self) -> ToolRound | None:
+        """The client's tools and the tool turns after the question, or None without tools."""
+        if not self.tools:
+            return None
+        last = max(i for i, m in enumerate(self.messages) if m.role == "user")
+        turns = []
+        for m in self.messages[last + 1:]:
+            turn: dict[str, Any] = {"role": m.role, "content": m.text()}
+            if m.role == "assistant" and m.tool_calls:
+                turn["tool_calls"] = m.tool_calls
+            if m.role == "tool":
+                turn["tool_call_id"] = m.tool_call_id
+            turns.append(turn)
+        return ToolRound(tools=list(self.tools), tool_choice=self.tool_choice, turns=turns)
 
     def json_schema(self) -> dict | None:
         """The schema of ``response_format: {"type": "json_schema", ...}``, or None for text."""

@@ -23,7 +23,8 @@ from typing import Any
 from urllib.parse import urlencode
 
 from assistant.answer_models import Answer, Citation
-from assistant.llm_client import estimate_tokens
+from assistant.token_estimate import estimate_tokens
+from assistant.tool_answers import is_tool_source
 from retrieval.models import Passage
 from ui.render import location
 
@@ -56,7 +57,10 @@ class Links:
     def for_answer(cls, public_url: str, answer: Answer, names: dict[str, str]) -> "Links":
         return cls(public_url, {p.document_id: p.collection for p in answer.passages}, names)
 
-    def url(self, c: Citation) -> str:
+    def url(self, c: Citation) -> str | None:
+        """None for a client tool's result: it lives with the client, not in Docent."""
+        if is_tool_source(c.document_id):
+            return None
         return source_url(self.public_url, self.collection_of.get(c.document_id, ""), c.document_id, c.page)
 
     def collection_name(self, document_id: str) -> str:
@@ -92,7 +96,7 @@ def annotations(answer: Answer, offset: int, links: Links) -> list[dict]:
     for start, end, numbers in marked_spans(answer.answer):
         for n in numbers:
             c = by_n.get(n)
-            if c is not None:
+            if c is not None and links.url(c) is not None:
                 out.append({"type": "url_citation", "url_citation": {
                     "url": links.url(c), "title": citation_title(c),
                     "start_index": offset + start, "end_index": offset + end}})
@@ -103,15 +107,18 @@ def citation_records(answer: Answer, links: Links) -> list[dict]:
     """The ``citations`` extension: ``Answer.to_json_dict``'s citations with collection and url."""
     records = answer.to_json_dict()["citations"]
     for record, c in zip(records, answer.citations):
-        record["collection"] = links.collection_name(c.document_id)
+        tool = is_tool_source(c.document_id)
+        record["collection"] = None if tool else links.collection_name(c.document_id)
         record["url"] = links.url(c)
+        record["source"] = "tool" if tool else "document"
     return records
 
 
 def sources_text(answer: Answer, links: Links) -> str:
     if not answer.citations:
         return ""
-    return "\n\nSources:\n" + "\n".join(f"[{c.n}] {citation_title(c)} — {links.url(c)}" for c in answer.citations)
+    lines = [f"[{c.n}] {citation_title(c)}" + (f" — {url}" if (url := links.url(c)) else "") for c in answer.citations]
+    return "\n\nSources:\n" + "\n".join(lines)
 
 
 def source_events(answer: Answer, links: Links) -> list[dict]:
@@ -120,6 +127,8 @@ def source_events(answer: Answer, links: Links) -> list[dict]:
     events = []
     for c in answer.citations:
         url, name = links.url(c), f"[{c.n}] {citation_title(c)}"
+        if url is None:
+            continue
         events.append({"type": "source", "data": {"source": {"name": name, "url": url}, "document": [c.quote],
                                                   "metadata": [{"source": url, "name": name}]}})
     return events

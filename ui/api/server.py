@@ -69,8 +69,8 @@ def error_response(exc: BaseException) -> JSONResponse:
     if isinstance(exc, (LLMUnavailableError, LLMTimeoutError, LLMServerError)):
         return _error(503, exc.user_message, "server_error", "llm_unavailable", headers={"Retry-After": "10"})
     if isinstance(exc, NoLanguageModelError):
-        return _error(400, f"response_format needs a language model: {exc}", "invalid_request_error",
-                      "no_language_model", "response_format")
+        return _error(400, f"response_format and tools need a language model: {exc}", "invalid_request_error",
+                      "no_language_model")
     if isinstance(exc, AnswerDataError):
         return _error(502, str(exc), "server_error", "schema_mismatch")
     if isinstance(exc, IndexBusyError):

@@ -31,7 +31,7 @@ from typing import Callable
 
 from assistant import answer_eval
 from assistant.answer_eval import QuestionFileError, QuestionItem, QuestionResult, load_questions, parse_item
-from assistant.answer_models import Answer
+from assistant.answer_models import Answer, final_answer
 from ingest.beir import CachedEmbedder, EmbeddingCache, build_key, to_parsed
 from ingest.indexer import DocumentIndexer, PassageEmbedder, SourceFile
 from ingest.parse import parse_file
@@ -169,11 +169,7 @@ def evaluate_answers(settings: Settings, aset: AnswerSet, items: list[QuestionIt
             started(aset, reused, choice)
 
         def ask(question: str) -> Answer:
-            final = None
-            for event in app.ask(EVAL_PRINCIPAL, [COLLECTION], question, k=k, max_tokens=max_tokens):
-                if event.type == "final":
-                    final = event.answer
-            return final
+            return final_answer(app.ask(EVAL_PRINCIPAL, [COLLECTION], question, k=k, max_tokens=max_tokens))
 
         results = answer_eval.run(items, ask, progress)
     rep = answer_eval.report(results)

@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Iterator
 
 from assistant.answer_models import Answer, AnswerEvent, SummaryEvent
+from assistant.tool_answers import ToolRound
 from retrieval.models import Principal, SearchReport
 from ui.usecases.errors import NoLanguageModelError
 
@@ -31,6 +32,29 @@ class Answers:
         ``strict`` is for front ends with status codes (the HTTP API): the rate limit raises
         ``RateLimitedError`` and a failing model raises its ``LLM…Error`` instead of the
         extractive answer the app and the CLI fall back to. ``via`` goes into the audit line."""
+        names = list(collections)
+        answerer = self._answerer(principal, names, k, max_tokens, strict=strict)
+        return self.guard.stream(principal, names, question, lambda q: answerer.stream_answer(q, history or None),
+                                 via=via, raise_rate_limit=strict)
+
+    def ask_with_tools(self, principal: Principal, collections: list[str], question: str,
+                       history: list[dict] | None, round_: ToolRound, *, k: int = ANSWER_PASSAGES,
+                       max_tokens: int | None = None, via: str | None = None) -> Iterator[AnswerEvent]:
+        """``ask`` with a client's tools (the HTTP API): the same retrieval under ``principal``'s
+        filter and the same guard; the final answer is either calls for the client to run
+        (mode ``tool_calls``) or a grounded answer. Strict as ``ask(strict=True)`` is."""
+        from assistant.tool_answerer import ToolAnswerer
+
+        answerer = self._answerer(principal, collections, k, max_tokens, strict=True)
+        if answerer.llm is None:
+            raise NoLanguageModelError(self.llm.notice)
+        tools = ToolAnswerer(answerer)
+        return self.guard.stream(principal, list(collections), question,
+                                 lambda q: tools.stream(q, history or None, round_),
+                                 via=via, raise_rate_limit=True)
+
+    def _answerer(self, principal: Principal, collections: list[str], k: int, max_tokens: int | None,
+                  *, strict: bool):
         from assistant.answerer import Answerer
 
         names = list(collections)
@@ -39,11 +63,8 @@ class Answers:
         def retrieve(query: str):
             return searcher.search(query, principal, names, mode=searcher.best_mode, k=k).passages
 
-        llm = self.llm
-        answerer = Answerer(self.settings, llm.client, retrieve, meaning=searcher.embedder.embed_queries,
-                            fallback_to_extractive=not strict, max_tokens=max_tokens)
-        return self.guard.stream(principal, names, question, lambda q: answerer.stream_answer(q, history or None),
-                                 via=via, raise_rate_limit=strict)
+        return Answerer(self.settings, self.llm.client, retrieve, meaning=searcher.embedder.embed_queries,
+                        fallback_to_extractive=not strict, max_tokens=max_tokens)
 
     def answer_as_data(self, answer: Answer, schema: dict) -> str:
         """The checked ``answer`` as JSON matching ``schema`` (the API's ``response_format``);
