@@ -230,10 +230,15 @@ def passage_block(n: int, passage: Passage) -> str:
     return f"<passage {' '.join(attrs)}>\n{body}\n</passage>"
 
 
+def passages_and_question(question: str, passages: Sequence[Passage]) -> str:
+    """The user message of an answer request: the numbered passages, then the question."""
+    blocks = "\n\n".join(passage_block(i, p) for i, p in enumerate(passages, start=1))
+    return f"<passages>\n{blocks}\n</passages>\n\nQuestion: {neutralise(question.strip())}"
+
+
 def answer_messages(question: str, passages: Sequence[Passage], *, structured: bool = False) -> list[dict]:
     """The answer request: fixed system prompt (and examples), then the passages, then the question."""
-    blocks = "\n\n".join(passage_block(i, p) for i, p in enumerate(passages, start=1))
-    user = f"<passages>\n{blocks}\n</passages>\n\nQuestion: {neutralise(question.strip())}"
+    user = passages_and_question(question, passages)
     if structured:  # the schema fixes the format; no examples needed
         return [{"role": "system", "content": ANSWER_SYSTEM_JSON}, {"role": "user", "content": user}]
     return [{"role": "system", "content": ANSWER_SYSTEM}, *ANSWER_EXAMPLES, {"role": "user", "content": user}]

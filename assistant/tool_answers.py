@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from assistant.answer_models import ToolCall
-from assistant.prompts import ANSWER_EXAMPLES, ANSWER_SYSTEM_TOOLS, neutralise, passage_block
+from assistant.prompts import ANSWER_EXAMPLES, ANSWER_SYSTEM_TOOLS, neutralise, passages_and_question
 from retrieval.models import Passage
 
 TOOL_DOCUMENT = "tool:"  # document ids of tool results begin so: not a document of any collection
@@ -91,10 +91,8 @@ def is_tool_source(document_id: str) -> bool:
 def tool_messages(question: str, documents: Sequence[Passage], round_: ToolRound) -> list[dict[str, Any]]:
     """The request: the rules, the examples, the passages and the question, then the earlier
     rounds, each tool result labelled with the number it is cited by (after the passages)."""
-    blocks = "\n\n".join(passage_block(i, p) for i, p in enumerate(documents, start=1))
-    user = f"<passages>\n{blocks}\n</passages>\n\nQuestion: {neutralise(question.strip())}"
     messages: list[dict[str, Any]] = [{"role": "system", "content": ANSWER_SYSTEM_TOOLS}, *ANSWER_EXAMPLES,
-                                      {"role": "user", "content": user}]
+                                      {"role": "user", "content": passages_and_question(question, documents)}]
     n = len(documents)
     for turn in round_.turns:
         if turn.get("role") == "assistant":

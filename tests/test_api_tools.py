@@ -110,7 +110,7 @@ def test_tool_rounds_that_do_not_fit_together_are_rejected(site):
     cases = [
         ({"model": "docent/HR", "tools": [TICKET_TOOL], "messages": [ask, result]}, 400, "tool call"),
         ({"model": "docent/HR", "messages": [ask, result]}, 400, "role 'user'"),
-        ({"model": "docent/HR", "tools": [{"type": "function"}], "messages": [ask]}, 400, "tool"),
+        ({"model": "docent/HR", "tools": [{"type": "function"}], "messages": [ask]}, 400, "each tool must be"),
         ({"model": "docent/HR", "tools": [TICKET_TOOL], "messages": [ask],
           "response_format": {"type": "json_object"}}, 400, "response_format"),
         ({"model": "docent/Finance", "tools": [TICKET_TOOL], "messages": [ask]}, 404, "docent/Finance"),
