@@ -105,10 +105,12 @@ def score(rankings: dict[str, Sequence[Hit]], questions: Iterable[PageQuestion],
 RankFn = Callable[[str], list[Hit]]
 
 
-def run_questions(rank: RankFn, questions: Sequence[PageQuestion], warmup: int = 3) -> dict[str, float]:
+def run_questions(rank: RankFn, questions: Sequence[PageQuestion], warmup: int = 3,
+                  rankings: dict[str, list[Hit]] | None = None) -> dict[str, float]:
     """Rank every question, timing each call (the first ``warmup`` run twice, timed the second
-    time, so model loading does not land in p95), and score the rankings."""
-    rankings: dict[str, list[Hit]] = {}
+    time, so model loading does not land in p95), and score the rankings (kept in ``rankings``
+    when given, per question id)."""
+    rankings = {} if rankings is None else rankings
     latencies: list[float] = []
     for i, q in enumerate(questions):
         if i < warmup:

@@ -1,7 +1,8 @@
 """Search: a question, who asks, and the collections they picked -> the best passages with provenance.
 
 Per collection, one Qdrant Query API call does the retrieval (dense, sparse, or both prefetched
-and fused by weighted RRF) with the asking user's read filter inside the engine; an optional
+and fused by weighted RRF) with the asking user's read filter inside the engine; with document
+routing on, the same query again inside the documents the question names, fused by rank; an optional
 cross-encoder then reorders the top candidates; adjacent chunks of one document are merged
 into one passage; a window of neighbouring chunks can be fetched for context, under the same
 read filter. The report lists every stage that ran, and says so when rerank did not.
@@ -23,8 +24,9 @@ from retrieval.index import Index, IndexModelMismatchError
 from retrieval.models import Chunk, Passage, Principal, SearchReport
 from retrieval.passages import Ranked, merge_ranked, to_passage, with_context
 from retrieval.rerank import Reranker, RerankerUnavailableError
+from retrieval.routing import CardCache, route
 from retrieval.settings import Settings
-from retrieval.store.base import CollectionNotFoundError, Filter, HybridWeights, Match
+from retrieval.store.base import CollectionNotFoundError, Filter, HybridWeights, Match, ScoredChunk
 
 log = logging.getLogger(__name__)
 
@@ -69,6 +71,21 @@ def _rerank_text(c: Chunk) -> str:
     return f"{context}\n{c.text}" if context else c.text
 
 
+RRF_K = 60
+
+
+def fuse_ranks(lists: Sequence[Sequence[ScoredChunk]], weights: Sequence[float]) -> list[ScoredChunk]:
+    """Reciprocal-rank fusion: a chunk scores sum(weight / (RRF_K + rank)) over the lists it is in."""
+    scores: dict[str, float] = {}
+    chunks: dict[str, Chunk] = {}
+    for hits, weight in zip(lists, weights):
+        for rank, h in enumerate(hits):
+            scores[h.chunk.id] = scores.get(h.chunk.id, 0.0) + weight / (RRF_K + rank)
+            chunks.setdefault(h.chunk.id, h.chunk)
+    order = sorted(scores, key=lambda cid: -scores[cid])
+    return [ScoredChunk(chunks[cid], scores[cid]) for cid in order]
+
+
 class Searcher:
     def __init__(self, settings: Settings, index: Index, embedder: QueryEmbedder,
                  reranker: Reranker | None = None):
@@ -76,6 +93,7 @@ class Searcher:
         self.index = index
         self.embedder = embedder
         self.reranker = reranker
+        self.cards = CardCache(index.store)
 
     @classmethod
     def from_workspace(cls, ws) -> "Searcher":
@@ -157,10 +175,10 @@ class Searcher:
         if mode == "hybrid+rerank":
             limit = max(limit, self.settings.rerank_top)
         ranked: list[Ranked] = []
+        routes: list[str] = []
         for t in targets:
             try:
-                hits = self.index.store.query(t.physical, mode=engine_mode, dense=dense_q, sparse=sparse_q,
-                                              flt=t.flt, limit=limit, weights=w)
+                hits = self._query(t, question, engine_mode, dense_q, sparse_q, limit, routes)
             except CollectionNotFoundError:
                 continue  # dropped between listing and querying
             for h in hits:
@@ -169,6 +187,8 @@ class Searcher:
                 else:
                     log.error("access filter let through chunk %s of %s for %s; dropped",
                               h.chunk.id, t.rec.name, principal.user)
+        if self.settings.route_documents:
+            stages.append("route: " + ("; ".join(routes) if routes else "the question names no document"))
         # Scores of one mode are comparable across collections (cosine, BM25, or RRF by rank);
         # the sort is stable, so ties keep each collection's own order.
         ranked.sort(key=lambda r: -r.score)
@@ -195,6 +215,26 @@ class Searcher:
             retrieval_ms=round((time.perf_counter() - started) * 1000, 2),
             passages=passages,
         )
+
+    def _query(self, t: _Target, question: str, mode: str, dense_q, sparse_q, limit: int,
+               routes: list[str]) -> list[ScoredChunk]:
+        """One collection's candidates: the engine's ranking, fused with the same query inside the
+        documents the question names when routing is on (``retrieval.routing``)."""
+        w = self.weights
+        hits = self.index.store.query(t.physical, mode=mode, dense=dense_q, sparse=sparse_q, flt=t.flt,
+                                      limit=limit, weights=w)
+        if not self.settings.route_documents:
+            return hits
+        s = self.settings
+        chosen = route(question, self.cards.cards(t.physical, t.flt), s.route_top_documents, s.route_min_score)
+        if chosen is None:
+            return fuse_ranks([hits], [1.0])
+        routes.append(f"{t.rec.name}: {len(chosen.document_ids)} document(s), scores "
+                      + ", ".join(f"{x:g}" for x in chosen.scores))
+        inside = self.index.store.query(t.physical, mode=mode, dense=dense_q, sparse=sparse_q,
+                                        flt=t.flt.and_(document_filter(list(chosen.document_ids))),
+                                        limit=limit, weights=w)
+        return fuse_ranks([hits, inside], [1.0, s.route_weight])
 
     def _rerank(self, question: str, ranked: list[Ranked], stages: list[str]) -> list[Ranked]:
         assert self.reranker is not None

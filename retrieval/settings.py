@@ -76,6 +76,15 @@ class Settings(BaseSettings):
     dense_weight: float = 10.0
     sparse_weight: float = 5.0
     prefetch_limit: int = 100
+    route_documents: bool = Field(
+        default=False,
+        description="Document routing (retrieval/routing.py): when a question names documents (company, year, "
+        "form, title words found in a document's name or opening), search once more inside the best few and "
+        "fuse that ranking with the collection-wide one. Search-time only: no reindex.",
+    )
+    route_top_documents: int = Field(default=3, ge=1, le=20)
+    route_min_score: float = Field(default=1.0, description="Least IDF-weighted name match that routes.")
+    route_weight: float = Field(default=1.0, ge=0.0, description="Weight of the routed ranking in the fusion.")
     reranker_path: Path | None = Field(default=None, description="Local CrossEncoder folder; unset = no rerank.")
     rerank_top: int = 30
 

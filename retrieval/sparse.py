@@ -25,7 +25,7 @@ _CJK = CJK_CLASS
 _TOKEN_RE = re.compile(rf"[{_CJK}]+|[^\W_{_CJK}]+", re.UNICODE)
 _CJK_RE = re.compile(rf"[{_CJK}]")
 
-_STOPWORDS = frozenset(
+STOPWORDS = frozenset(
     """a about above after again against all am an and any are as at be because been before being
     below between both but by can could did do does doing down during each few for from further had
     has have having he her here hers herself him himself his how i if in into is it its itself just
@@ -49,15 +49,28 @@ class Bm25Params:
     avg_len: float = 150.0
 
 
+def raw_runs(text: str) -> list[str]:
+    """Runs of CJK characters and runs of other letters/digits, in order (no normalisation)."""
+    return _TOKEN_RE.findall(text)
+
+
+def is_cjk_run(run: str) -> bool:
+    return bool(_CJK_RE.match(run))
+
+
+def cjk_terms(run: str) -> list[str]:
+    """A CJK run's unigrams and overlapping bigrams."""
+    return [*run, *(run[i : i + 2] for i in range(len(run) - 1))]
+
+
 def tokenize(text: str) -> list[str]:
     """Normalised search terms of ``text`` (NFKC folds full-width forms common in CJK text)."""
     text = unicodedata.normalize("NFKC", text).lower()
     terms: list[str] = []
-    for run in _TOKEN_RE.findall(text):
-        if _CJK_RE.match(run):
-            terms.extend(run)
-            terms.extend(run[i : i + 2] for i in range(len(run) - 1))
-        elif run not in _STOPWORDS:
+    for run in raw_runs(text):
+        if is_cjk_run(run):
+            terms.extend(cjk_terms(run))
+        elif run not in STOPWORDS:
             terms.append(stem(run) if run.isalpha() else run)
     return terms
 
