@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import math
 import re
+import threading
 import unicodedata
 from collections import OrderedDict
 from dataclasses import dataclass
@@ -122,16 +123,19 @@ class CardCache:
         self.store = store
         self.size = size
         self._cards: OrderedDict[tuple, list[DocumentCard]] = OrderedDict()
+        self._lock = threading.Lock()  # one Searcher serves the API's and the app's threads
 
     def cards(self, physical: str, flt: Filter) -> list[DocumentCard]:
         key = (physical, flt, self.store.count(physical))
-        if key in self._cards:
-            self._cards.move_to_end(key)
-            return self._cards[key]
+        with self._lock:
+            if key in self._cards:
+                self._cards.move_to_end(key)
+                return self._cards[key]
         cards = build_cards(self.store.scroll(physical, Filter(must=(Match("chunk_index", CARD_CHUNKS),)).and_(flt)))
-        self._cards[key] = cards
-        while len(self._cards) > self.size:
-            self._cards.popitem(last=False)
+        with self._lock:
+            self._cards[key] = cards
+            while len(self._cards) > self.size:
+                self._cards.popitem(last=False)
         return cards
 
 
