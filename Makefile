@@ -46,9 +46,17 @@ test: test-models
 	$(PY) scripts/licence_report.py > $(VENV)/licence-report.txt
 	$(PY) -m pytest -q
 
+# Every benchmark, each writing one record into benchmarks/results/runs/ (date, commit, CPU
+# flags), then the README's figure. matplotlib is only the plot's, so it stays out of the lock.
 bench: install
 	$(PY) benchmarks/ingest.py
 	$(PY) benchmarks/retrieval.py
+	$(PY) benchmarks/store_throughput.py
+	$(PY) benchmarks/answer.py
+	$(PY) benchmarks/api.py --extractive
+	$(PY) benchmarks/api.py
+	$(PIP) install -q "matplotlib==3.11.2"
+	$(PY) benchmarks/plot.py
 
 clean-index:
 	rm -rf data/.docent

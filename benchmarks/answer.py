@@ -26,6 +26,7 @@ from assistant.answerer import Answerer  # noqa: E402
 from assistant.prompts import answer_messages  # noqa: E402
 from assistant.service import open_llm  # noqa: E402
 from assistant.summarizer import stream_summary  # noqa: E402
+from benchmarks.record import save  # noqa: E402
 from ingest.parse import parse_file  # noqa: E402
 from retrieval.models import Passage  # noqa: E402
 from retrieval.settings import Settings  # noqa: E402
@@ -112,6 +113,8 @@ def main() -> None:
         results = [time_answer(settings, llm, passages_for(sections, llm, args.context_tokens), args.question),
                    time_summary(llm, sections, args.summary_tokens)]
     header = {"server": info.kind, "model": info.model, "max_model_len": info.max_model_len, "source": choice.source}
+    saved = save("answer", {**header, "results": results})
+    print(f"saved {saved}", file=sys.stderr)
     if args.json:
         print(json.dumps({**header, "results": results}))
         return

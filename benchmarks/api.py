@@ -28,6 +28,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 import httpx  # noqa: E402
 
 from assistant.local_llm import free_port  # noqa: E402
+from benchmarks.record import save  # noqa: E402
 from retrieval.settings import Settings  # noqa: E402
 from ui.api.server import serve_in_background  # noqa: E402
 from ui.usecases import LOCAL_ADMIN, Docent  # noqa: E402
@@ -102,9 +103,8 @@ def main() -> int:
     ap.add_argument("--extractive", action="store_true",
                     help="no model (extractive answers): the answer path's time without a model's noise, so the "
                          "API's own cost shows; on 2 CPU cores a local model's TTFT varies by more than the target")
-    ap.add_argument("--out", type=Path)
+    ap.add_argument("--out", type=Path, help="a fixed file for the record (default: a new one in benchmarks/results/runs)")
     args = ap.parse_args()
-    args.out = args.out or _HERE / "results" / ("api-cpu-extractive.json" if args.extractive else "api-cpu.json")
     data = Path(tempfile.mkdtemp(prefix="docent-api-bench-"))
     model = "none" if args.extractive else os.environ.get("DOCENT_LOCAL_LLM", "qwen2.5-coder-0.5b")
     overrides = {"local_llm": model}
@@ -147,8 +147,7 @@ def main() -> int:
         "target_added_ms": 20, "concurrent": load,
     }
     print(json.dumps(result, indent=2))
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=2) + "\n")
+    print(f"saved {save('api-extractive' if args.extractive else 'api', result, args.out)}", file=sys.stderr)
     return 0 if load["errors"] == 0 else 1
 
 

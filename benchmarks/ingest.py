@@ -27,6 +27,7 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 _HERE = Path(__file__).resolve().parent
 sys.path[:] = [str(_HERE.parent)] + [p for p in sys.path if Path(p or ".").resolve() != _HERE]
 
+from benchmarks.record import save  # noqa: E402
 from ingest.batch import BatchIngest  # noqa: E402
 from ingest.indexer import DocumentIndexer  # noqa: E402
 from ingest.sandbox import ParserPool  # noqa: E402
@@ -125,6 +126,8 @@ def main() -> None:
         "first_vs_textbook": round(book_s / first_s, 2),
         "rerun_vs_first": round(first_s / rerun_s, 1),
     }
+    saved = save("ingest", result)
+    print(f"saved {saved}", file=sys.stderr)
     if args.json:
         print(json.dumps(result))
         return

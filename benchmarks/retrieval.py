@@ -34,6 +34,7 @@ sys.path.insert(0, str(_HERE.parent))
 
 import numpy as np  # noqa: E402
 
+from benchmarks.record import save  # noqa: E402
 from retrieval import sparse  # noqa: E402
 from retrieval.evaluation import percentile  # noqa: E402
 from retrieval.models import Chunk, Principal, chunk_id_for, document_id_for  # noqa: E402
@@ -218,6 +219,8 @@ def main() -> None:
     for n in args.sizes:
         out[str(n)] = run_size(settings, embedder, reranker, n, args.queries, args.k)
     out["machine"]["load_avg_at_end"] = [round(x, 2) for x in os.getloadavg()]
+    saved = save("retrieval", out)
+    print(f"saved {saved}", file=sys.stderr)
     if args.json:
         print(json.dumps(out, ensure_ascii=False))
         return

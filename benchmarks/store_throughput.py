@@ -1,9 +1,10 @@
 """Upsert rate and hybrid query latency of the index back-ends (edge, qdrant-client local mode).
 
-    PYTHONPATH=. .venv/bin/python benchmarks/store_throughput.py --points 10000 --backend edge local
+    .venv/bin/python benchmarks/store_throughput.py --points 10000 --backend edge local
 
 Synthetic data: 384-d random unit vectors (multilingual-e5-small's size), ~40-term sparse
-vectors drawn from a Zipf-like 30k vocabulary, three access groups. Figures go to stdout as JSON.
+vectors drawn from a Zipf-like 30k vocabulary, three access groups. Figures go to stdout as JSON
+and to a run record (benchmarks/record.py).
 """
 
 from __future__ import annotations
@@ -12,16 +13,23 @@ import argparse
 import json
 import random
 import statistics
+import sys
 import tempfile
 import time
 from pathlib import Path
 
-from qdrant_client import QdrantClient
+# Run as a script, this folder comes first on sys.path and its retrieval.py would shadow the
+# package: the repository root goes there instead.
+_HERE = Path(__file__).resolve().parent
+sys.path[:] = [str(_HERE.parent)] + [p for p in sys.path if Path(p or ".").resolve() != _HERE]
 
-from retrieval.models import Chunk
-from retrieval.store.base import Filter, Match, SparseVec, VectorStore
-from retrieval.store.client import QdrantClientStore
-from retrieval.store.edge import EdgeStore
+from qdrant_client import QdrantClient  # noqa: E402
+
+from benchmarks.record import save  # noqa: E402
+from retrieval.models import Chunk  # noqa: E402
+from retrieval.store.base import Filter, Match, SparseVec, VectorStore  # noqa: E402
+from retrieval.store.client import QdrantClientStore  # noqa: E402
+from retrieval.store.edge import EdgeStore  # noqa: E402
 
 DIM, VOCAB, TERMS = 384, 30_000, 40
 
@@ -87,8 +95,11 @@ def main() -> None:
     ap.add_argument("--queries", type=int, default=30)
     ap.add_argument("--backend", nargs="+", default=["edge", "local"], choices=["edge", "local"])
     args = ap.parse_args()
+    results = []
     for kind in args.backend:
-        print(json.dumps(run(kind, args.points, args.queries)), flush=True)
+        results.append(run(kind, args.points, args.queries))
+        print(json.dumps(results[-1]), flush=True)
+    print(f"saved {save('store-throughput', {'points': args.points, 'backends': results})}", file=sys.stderr)
 
 
 if __name__ == "__main__":
