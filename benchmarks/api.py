@@ -1,6 +1,6 @@
 """What the OpenAI-compatible API adds to an answer, and whether it holds under concurrent clients.
 
-    .venv/bin/python benchmarks/api.py [--rounds 8] [--clients 16] [--out benchmarks/results/api-cpu.json]
+    .venv/bin/python benchmarks/api.py [--rounds 24] [--clients 16] [--extractive] [--out FILE]
 
 The sample documents are indexed into a fresh data folder; the same question is then answered
 in turns in-process (``Docent.ask``, time to its first text) and through the API on a loopback
